@@ -1,0 +1,41 @@
+"""The train stage fails early, with the valid choices, on a bad stage entry or config."""
+
+import pytest
+
+from ttsframe.config import load_run_config
+from ttsframe.errors import ConfigError
+from ttsframe.pipeline.runner import run_recipe
+
+AR = 2
+
+
+def config(tmp_path, *overrides):
+    return load_run_config("valle", [f"exp_dir={tmp_path}", *overrides])
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"task": "nope"}, "unknown task `nope`; tasks: valle_ar, valle_nar"),
+    ({}, "options need `task:`"),
+    ({"task": "valle_ar", "lr": 1}, "unknown: \\['lr'\\]"),
+])
+def test_bad_stage_options(tmp_path, options, message):
+    cfg = config(tmp_path)
+    cfg.stages[AR].options = options
+    with pytest.raises(ConfigError, match=message):
+        run_recipe(cfg, AR, AR)
+
+
+def test_task_and_model_family_must_match(tmp_path):
+    with pytest.raises(ConfigError, match="trains a valle model, but model.family is `melle`"):
+        run_recipe(config(tmp_path, "model.family=melle"), AR, AR)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("trainer.strategy=deepspeed", "trainer.strategy `deepspeed`; valid: auto, ddp, ddp_spawn, fsdp"),
+    ("trainer.logger=mlflow", "trainer.logger `mlflow`; valid: wandb, csv, tensorboard"),
+    ("model.optim.schedule=step", "model.optim.schedule `step`; valid: cosine, linear, noam, constant"),
+    ("launcher.name=pbs", "launcher.name `pbs`; valid: local, slurm"),
+])
+def test_unknown_choices_list_the_valid_ones(tmp_path, override, message):
+    with pytest.raises(ConfigError, match=message):
+        run_recipe(config(tmp_path, override), AR, AR)

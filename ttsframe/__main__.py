@@ -1,0 +1,142 @@
+"""Command line: `python -m ttsframe <command> ...` (see COMMANDS)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ttsframe.errors import UserError
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from ttsframe.config import load_run_config
+    from ttsframe.pipeline.runner import run_recipe
+
+    cfg = load_run_config(args.recipe, args.overrides)
+    run_recipe(cfg, args.stage, args.stop_stage, force=args.force)
+
+
+def cmd_config(args: argparse.Namespace) -> None:
+    from omegaconf import OmegaConf
+
+    from ttsframe.config import load_run_config
+
+    print(OmegaConf.to_yaml(load_run_config(args.recipe, args.overrides), resolve=True), end="")
+
+
+def cmd_synthesize(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from ttsframe.data.audio import load_audio, save_audio
+    from ttsframe.inference import SynthesisItem
+    from ttsframe.modules.sampling import SamplingOptions
+    from ttsframe.release import load_release
+
+    if not Path(args.release).is_dir():
+        raise UserError(f"release folder {args.release} not found (the release stage writes exp/<recipe>/release)")
+    wav, rate = load_audio(args.prompt_wav)  # AudioError (a UserError) if unreadable
+    try:
+        options = SamplingOptions(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    synthesizer = load_release(args.release, device=args.device)
+    [out] = synthesizer.synthesize([SynthesisItem(args.text, wav, rate, args.prompt_text)], options)
+    save_audio(args.out, out, synthesizer.sample_rate)
+    print(f"{args.out}: {len(out) / synthesizer.sample_rate:.2f} s at {synthesizer.sample_rate} Hz")
+
+
+def add_synthesize_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--release", required=True, help="release folder (the release stage's exp/<recipe>/release)")
+    p.add_argument("--text", required=True, help="text to say")
+    p.add_argument("--prompt-wav", required=True, help="audio of the voice to imitate (a few seconds)")
+    p.add_argument("--prompt-text", required=True, help="transcript of --prompt-wav")
+    p.add_argument("--out", required=True, help="output wav file")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; 0 = greedy (default 1.0)")
+    p.add_argument("--top-k", type=int, default=0, help="keep the k most likely codes; 0 = all (default)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1.0 = off)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
+
+
+# Command name -> (handler, help).
+COMMANDS = {
+    "run": (cmd_run, "run recipe stages: run RECIPE --stage N --stop-stage M key=value ..."),
+    "config": (cmd_config, "print the resolved config of a recipe with overrides, without running it"),
+    "synthesize": (cmd_synthesize, "zero-shot TTS with a release: --release DIR --text T --prompt-wav W "
+                                   "--prompt-text P --out OUT"),
+}
+# Commands with their own arguments (the others take RECIPE key=value ...).
+ARGUMENTS = {"synthesize": add_synthesize_args}
+
+
+def overview() -> str:
+    """Recipes with their stages, and the config groups with their choices (for --help)."""
+    from ttsframe.config import GROUPS
+    from ttsframe.config.loading import group_choices, load_recipe, recipe_names
+
+    lines = ["recipes (make recipe=NAME stage=N stop_stage=M key=value ...):"]
+    for name in recipe_names():
+        try:
+            recipe = load_recipe(name)
+            stages = ", ".join(f"{i} {s.name}" for i, s in enumerate(recipe.stages))
+            lines.append(f"  {name:10s} stages: {stages}")
+        except UserError as e:
+            lines.append(f"  {name:10s} (invalid: {e})")
+    lines.append("config groups (group=choice; group.key=value sets one field):")
+    for group in GROUPS:
+        lines.append(f"  {group:10s} {', '.join(group_choices(group))}")
+    lines.append("top-level keys: exp_dir=DIR (default exp/<recipe>), seed=N")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ttsframe",
+        description="ttsframe: train zero-shot TTS models with numbered recipe stages.",
+        epilog=overview(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="command")
+    for name, (handler, help_text) in COMMANDS.items():
+        epilog = None if name in ARGUMENTS else overview()
+        p = sub.add_parser(name, help=help_text, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(handler=handler)
+        if name in ARGUMENTS:
+            ARGUMENTS[name](p)
+            continue
+        p.add_argument("recipe", help="recipe name (recipes/<name>/recipe.yaml) or path to a recipe.yaml")
+        p.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. data=ljspeech data.root=DIR")
+        if name == "run":
+            p.add_argument("--stage", type=int, default=0, help="first stage to run (default 0)")
+            p.add_argument("--stop-stage", type=int, default=None, help="last stage to run (default: the last)")
+            p.add_argument("--force", action="store_true", help="re-run stages already marked done")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    # key=value overrides may come after options (`run valle --stage 2 data=ljspeech`).
+    args, extra = parser.parse_known_args(argv)
+    unknown = [a for a in extra if a.startswith("-") or "=" not in a]
+    if unknown or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 0
+    try:
+        args.handler(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished work is kept; run the same command again to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Schemas of the training config groups: `model`, `trainer` and `launcher`.
+
+`model` picks a family's preset and the optimiser; `trainer` says where and how long to train
+(Lightning's Trainer plus the batching of the data); `launcher` says whether a train stage runs
+in this process or is submitted to SLURM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEDULES = ("cosine", "linear", "noam", "constant")
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adamw"
+    lr: float = 1e-3  # peak learning rate, reached at the end of the warmup
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    eps: float = 1e-8
+    weight_decay: float = 0.01  # not applied to norms, biases and embeddings
+    warmup_steps: int = 100  # linear warmup from 0
+    schedule: str = "cosine"  # cosine | linear | noam | constant (after the warmup)
+    min_lr_ratio: float = 0.1  # floor of cosine/linear/noam, as a fraction of lr
+    decay_steps: int | None = None  # where cosine/linear reach the floor; null = trainer.max_steps
+
+
+@dataclass
+class ModelConfig:
+    family: str = "valle"  # the model family; the stage's task must belong to it
+    preset: str = "valle_tiny"  # a named size of the family (ttsframe/models/<family>/presets.py)
+    # Architecture overrides; null keeps the preset's value.
+    d_model: int | None = None
+    n_layers: int | None = None
+    n_heads: int | None = None
+    ffn_dim: int | None = None
+    dropout: float | None = None
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+
+@dataclass
+class TrainerConfig:
+    accelerator: str = "auto"  # auto | cpu | gpu
+    devices: Any = 1  # processes per node: an int, or "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"  # auto | ddp | ddp_spawn | fsdp (auto: ddp when more than one device)
+    precision: str | None = None  # null: bf16-mixed on CUDA, else 32-true
+    max_steps: int = 1000  # optimizer steps; the train stream is endless, this ends training
+    val_check_interval: int = 200  # validate every N optimizer steps
+    limit_val_batches: Any = 1.0  # float: share of the dev split; int: batches
+    num_sanity_val_steps: int = 2
+    log_every_n_steps: int = 10
+    gradient_clip_val: float | None = 1.0
+    accumulate_grad_batches: int = 1
+    max_frames: int = 20000  # per batch: B x (frames + tokens) of the longest sample
+    max_batch_size: int | None = None
+    num_buckets: int = 10
+    num_workers: int = 2  # dataloader processes per rank
+    logger: str = "wandb"  # wandb (offline unless logged in) | csv | tensorboard
+    wandb_project: str = "ttsframe"
+    checkpoint_every_n_steps: int = 500  # last.ckpt; best.ckpt follows each validation
+    find_unused_parameters: bool = False  # DDP: only for models that skip parameters in a step
+    seed: int | None = None  # null: the run's top-level seed
+    progress_bar: bool = True
+
+
+@dataclass
+class LauncherConfig:
+    name: str = "local"  # local: run in this process | slurm: write an sbatch script and submit it
+    submit: bool = True  # slurm: false only writes <stage dir>/slurm.sbatch
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    time: str = "48:00:00"
+    cpus_per_task: int = 8
+    mem: str | None = None  # e.g. 0 (all of the node's memory) or 200G
+    gpus_per_node: int | None = None  # null: trainer.devices on GPU, none on CPU
+    job_name: str | None = None  # null: <recipe>-<stage name>
+    requeue: bool = True  # --requeue and a SIGUSR1 before the time limit: Lightning checkpoints and requeues
+    signal_seconds: int = 90  # how long before the time limit SLURM sends SIGUSR1
+    setup: list[str] = field(default_factory=list)  # shell lines run before srun (module load, ...)
+    extra_sbatch: list[str] = field(default_factory=list)  # more options, e.g. "--constraint=h100"

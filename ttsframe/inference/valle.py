@@ -1,0 +1,253 @@
+"""Zero-shot VALL-E synthesis: prompt wav + prompt text + target text -> wav.
+
+`ValleSynthesizer` holds the five parts synthesis needs (AR, NAR, codec, text frontend,
+vocabulary) and runs a batch of items through them:
+
+    prompt text + target text -> symbols -> ids        (frontend, vocabulary)
+    prompt wav -> codec rate, cut to max_prompt_seconds -> codes (K, Tp)     (codec)
+    ids + prompt codes -> target codes (K, T)          (AR then NAR, `synthesize_codes`)
+    target codes -> wav                                (codec.decode)
+
+Build it from training outputs with `from_checkpoints`, or from a release folder with
+`from_release` (= `ttsframe.load_release`). Nothing here imports Lightning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ttsframe.codecs import build_codec, codec_schema, to_dataclass
+from ttsframe.codecs.base import encode_utterances, resolve_device
+from ttsframe.config.schema import TextConfig
+from ttsframe.data.audio import resample
+from ttsframe.errors import UserError
+from ttsframe.inference.checkpoint import read_checkpoint
+from ttsframe.inference.prompt import cut_prompt
+from ttsframe.models.valle.generate import synthesize_codes
+from ttsframe.models.valle.model import ValleAR, ValleConfig, ValleNAR
+from ttsframe.modules.sampling import SamplingOptions
+from ttsframe.text import WORD_BOUNDARY, Vocabulary, build_frontend
+
+DEFAULT_MAX_PROMPT_SECONDS = 3.0  # the paper's 3-second enrolment
+PROMPT_BATCH_SECONDS = 600.0  # padded prompt audio per codec.encode call
+
+
+@dataclass
+class SynthesisItem:
+    """One zero-shot request.
+
+    Attributes:
+        text: what to say.
+        prompt_wav: (T,) mono float audio of the voice to imitate.
+        prompt_sample_rate: Hz of `prompt_wav` (resampled to the codec's rate).
+        prompt_text: the transcript of `prompt_wav`.
+    """
+
+    text: str
+    prompt_wav: np.ndarray
+    prompt_sample_rate: int
+    prompt_text: str
+
+
+class ValleSynthesizer:
+    """AR + NAR + codec + frontend + vocabulary, ready to synthesize.
+
+    Args:
+        ar, nar: trained models (moved to eval mode; they stay on their device).
+        codec: the codec the models were trained on (fitted, if it needs fitting).
+        frontend: the text frontend that built the vocabulary.
+        vocab: the training vocabulary.
+        text_config: TextConfig fields of the frontend (kept for releases).
+        codec_config: the codec's config fields (kept for releases).
+        max_prompt_seconds: longer prompts are cut (with their transcript); None: never.
+    """
+
+    def __init__(self, ar: ValleAR, nar: ValleNAR, codec, frontend, vocab: Vocabulary, *,
+                 text_config: dict | None = None, codec_config: dict | None = None,
+                 max_prompt_seconds: float | None = DEFAULT_MAX_PROMPT_SECONDS):
+        check_parts(ar.config, nar.config, codec, vocab)
+        check_frontend(vocab, frontend)
+        self.ar, self.nar = ar.eval(), nar.eval()
+        self.codec, self.frontend, self.vocab = codec, frontend, vocab
+        self.text_config, self.codec_config = text_config, codec_config
+        self.max_prompt_seconds = max_prompt_seconds
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.ar.parameters()).device
+
+    @property
+    def sample_rate(self) -> int:
+        """Hz of the returned audio (the codec's)."""
+        return self.codec.sample_rate
+
+    @torch.inference_mode()
+    def synthesize(self, items: list[SynthesisItem], options: SamplingOptions = SamplingOptions()) -> list[np.ndarray]:
+        """Synthesizes a batch; the seed in `options` fixes the result for this batch.
+
+        Returns:
+            One (T_i,) float32 waveform per item at `sample_rate`.
+
+        Raises:
+            UserError: a text with symbols outside the vocabulary, an empty text or prompt.
+        """
+        if not items:
+            return []
+        text_tokens = self.text_tokens([item.text for item in items])
+        prompt_tokens, prompt_codes = self.encode_prompts(items)
+        codes = synthesize_codes(self.ar, self.nar, text_tokens, prompt_tokens, prompt_codes, options)
+        return self.decode(codes)
+
+    def text_tokens(self, texts: list[str]) -> list[torch.Tensor]:
+        """Target texts -> per text (L_i,) ids; fails on symbols outside the vocabulary."""
+        tokens = []
+        for text, symbols in zip(texts, self.frontend.symbols(texts)):
+            if not symbols:
+                raise UserError(f"text {text!r} has nothing to say (no symbols after normalization)")
+            tokens.append(self.encode_symbols(symbols, text))
+        return tokens
+
+    def encode_prompts(self, items: list[SynthesisItem]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Prompts -> per item transcript ids (Lp_i,) and codes (K, Tp_i), cut to max_prompt_seconds.
+
+        The transcript ids end with a word boundary (when the vocabulary has one), since the
+        target text follows them as a new word.
+        """
+        rate = self.codec.sample_rate
+        wavs, tokens = [], []
+        for item, symbols in zip(items, self.frontend.symbols([item.prompt_text for item in items])):
+            wav = resample(np.asarray(item.prompt_wav, dtype=np.float32).reshape(-1), int(item.prompt_sample_rate), rate)
+            wav, symbols = cut_prompt(wav, rate, symbols, self.max_prompt_seconds)
+            if self.codec.frames_for(len(wav)) < 1:
+                raise UserError(f"prompt for {item.text!r} is too short ({len(wav) / rate:.3f} s)")
+            if symbols and WORD_BOUNDARY in self.vocab and symbols[-1] != WORD_BOUNDARY:
+                symbols = [*symbols, WORD_BOUNDARY]
+            wavs.append(wav)
+            tokens.append(self.encode_symbols(symbols, item.prompt_text))
+        codes = encode_utterances(self.codec, wavs, PROMPT_BATCH_SECONDS)  # (K, Tp_i) each
+        return tokens, codes
+
+    def encode_symbols(self, symbols: list[str], text: str) -> torch.Tensor:
+        """Symbols (L,) -> ids (L,) long; UserError naming the symbols the model never saw."""
+        unknown = sorted({s for s in symbols if s not in self.vocab})
+        if unknown:
+            raise UserError(f"cannot synthesize {text!r}: the model has no symbol for {', '.join(map(repr, unknown))} "
+                            "(its vocabulary holds the symbols of its training text); rephrase or spell them out")
+        return torch.tensor(self.vocab.encode(symbols, unknown="error", text=text), dtype=torch.long)
+
+    def decode(self, codes: list[torch.Tensor]) -> list[np.ndarray]:
+        """Per item (K, T_i) codes -> (T_i * samples per frame,) float32, decoded as one batch."""
+        longest = max(c.shape[-1] for c in codes)
+        if longest == 0:
+            return [np.zeros(0, dtype=np.float32) for _ in codes]
+        batch = torch.zeros(len(codes), codes[0].shape[0], longest, dtype=torch.long)  # (B, K, T)
+        for i, c in enumerate(codes):
+            batch[i, :, : c.shape[-1]] = c.cpu()
+        wavs = self.codec.decode(batch).float().cpu().numpy()  # (B, T * hop)
+        per_frame = round(self.codec.sample_rate / self.codec.frame_rate)
+        return [np.ascontiguousarray(w[: c.shape[-1] * per_frame]) for w, c in zip(wavs, codes)]
+
+    @classmethod
+    def from_checkpoints(cls, ar_ckpt: str | Path, nar_ckpt: str | Path, shard_dir: str | Path, codec_cfg: Any,
+                         text_cfg: Any, device: str = "auto",
+                         max_prompt_seconds: float | None = DEFAULT_MAX_PROMPT_SECONDS) -> "ValleSynthesizer":
+        """From the train stages' checkpoints and the tokenize stage's folder.
+
+        Args:
+            ar_ckpt, nar_ckpt: `.ckpt` files of the AR and NAR train stages (read with
+                `weights_only=True`).
+            shard_dir: the tokenize stage's folder (`vocab.json`, `codec.safetensors` for a
+                fitted codec, `train.index.json`).
+            codec_cfg, text_cfg: the run's `codec` and `text` configs (dataclass, dict or DictConfig).
+            device: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
+        """
+        device = resolve_device(device)
+        shard_dir = Path(shard_dir)
+        codec_config = codec_fields(codec_cfg, device)
+        codec = build_codec(codec_config)
+        if getattr(codec, "needs_fit", False):
+            codec.load(shard_dir / "codec.safetensors")
+        check_shard_codec(shard_dir, codec)
+        text_config = dataclasses.asdict(to_dataclass(TextConfig, text_cfg, "text"))
+        vocab_path = shard_dir / "vocab.json"
+        if not vocab_path.is_file():
+            raise UserError(f"{vocab_path} not found: run the tokenize stage first")
+        ar_state = read_checkpoint(ar_ckpt, "valle", "valle_ar")
+        nar_state = read_checkpoint(nar_ckpt, "valle", "valle_nar")
+        ar = build_model(ValleAR, ar_state.config, ar_state.state_dict, device)
+        nar = build_model(ValleNAR, nar_state.config, nar_state.state_dict, device)
+        return cls(ar, nar, codec, build_frontend(TextConfig(**text_config)), Vocabulary.load(vocab_path),
+                   text_config=text_config, codec_config=codec_config, max_prompt_seconds=max_prompt_seconds)
+
+    @classmethod
+    def from_release(cls, path: str | Path, device: str = "auto") -> "ValleSynthesizer":
+        """From a release folder (see `ttsframe.release`)."""
+        from ttsframe.release import load_release
+
+        return load_release(path, device=device)
+
+
+def build_model(kind: type, config: dict, state_dict: dict[str, torch.Tensor], device) -> torch.nn.Module:
+    """`kind(ValleConfig(**config))` with `state_dict` loaded (strictly), in eval mode on `device`."""
+    model = kind(ValleConfig(**config))
+    model.load_state_dict(state_dict, strict=True)
+    return model.to(device).eval()
+
+
+def codec_fields(codec_cfg: Any, device: torch.device | str | None = None) -> dict:
+    """The codec config as plain fields (validated by its schema), `device` set when given."""
+    name = codec_cfg.get("name") if hasattr(codec_cfg, "get") else getattr(codec_cfg, "name", None)
+    if not isinstance(name, str):
+        raise UserError("codec config needs `name:`")
+    fields = dataclasses.asdict(to_dataclass(codec_schema(name), codec_cfg, "codec"))
+    if device is not None:
+        fields["device"] = str(device)
+    return fields
+
+
+def check_parts(ar: ValleConfig, nar: ValleConfig, codec, vocab: Vocabulary) -> None:
+    """Raises UserError when the models, the codec and the vocabulary do not belong together."""
+    expected = {"vocab_size": len(vocab), "n_codebooks": codec.n_codebooks, "codebook_size": codec.codebook_size}
+    for name, config in (("AR", ar), ("NAR", nar)):
+        wrong = [f"{k}={getattr(config, k)} (expected {v})" for k, v in expected.items() if getattr(config, k) != v]
+        if wrong:
+            raise UserError(f"the {name} model does not match the codec/vocabulary: {', '.join(wrong)}; "
+                            "were they trained on these shards?")
+
+
+def check_frontend(vocab: Vocabulary, frontend) -> None:
+    """The frontend must produce the vocabulary's symbols: other settings fail; another
+    espeak-ng / phonemizer version only warns (its output may differ slightly)."""
+    if not vocab.settings:
+        return
+    ours = frontend.settings()
+    diff = sorted(k for k in vocab.settings.keys() | ours.keys() if vocab.settings.get(k) != ours.get(k))
+    pairs = ", ".join(f"{k}: {vocab.settings.get(k)!r} -> {ours.get(k)!r}" for k in diff)
+    if any(not k.endswith("_version") for k in diff):
+        raise UserError(f"the text frontend differs from the one that built the vocabulary ({pairs})")
+    if diff:
+        warnings.warn(f"text frontend versions differ from training ({pairs}); phonemes may differ slightly",
+                      stacklevel=3)
+
+
+def check_shard_codec(shard_dir: Path, codec) -> None:
+    """Raises UserError if the shards (train index) were encoded with another codec setting
+    (the vocoder, which only decodes, may differ)."""
+    index = shard_dir / "train.index.json"
+    if not index.is_file():
+        return
+    recorded = json.loads(index.read_text(encoding="utf-8")).get("codec")
+    now = json.loads(json.dumps(codec.describe()))  # as JSON stores it (tuples -> lists)
+    if isinstance(recorded, dict) and recorded != now:
+        diff = sorted(k for k in recorded.keys() | now.keys() if recorded.get(k) != now.get(k) and k != "vocoder")
+        if diff:
+            raise UserError(f"{index}: the shards were encoded with another codec setting ({', '.join(diff)} "
+                            "differ); synthesize with the codec config of the tokenize stage")

@@ -1,0 +1,1 @@
+"""Model families, one folder each (model code free of Lightning and OmegaConf)."""

@@ -1,0 +1,1 @@
+"""VALL-E: AR over the first codebook, NAR over the others."""

@@ -1,0 +1,287 @@
+"""VALL-E: an autoregressive model of the first codebook and a non-autoregressive model of
+the others (Wang et al., 2023, "Neural Codec Language Models are Zero-Shot Text to Speech
+Synthesizers").
+
+Both models read a packed row [phonemes_i ; audio_i ; pad ...] (see `packing.py`) whose
+segments each start at rotary position 0, and return a `CodebookPrediction` (logits,
+targets, mask); `loss.codebook_loss` turns that into the loss and accuracies.
+
+Audio ids of the AR (one table for input and output):
+    0 .. N-1   codes of the first codebook (N = codebook_size)
+    N          end of speech (EOS), predicted after the last frame
+    N + 1      begin of speech (BOS), input only: the first audio position
+
+Codebooks are indexed from 0 here: the AR models codebook 0, the NAR's "stage" j in
+1..K-1 predicts codebook j from codebooks 0..j-1 (the paper's codebooks 2..K).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ttsframe.models.valle.loss import CodebookPrediction
+from ttsframe.models.valle.packing import PackedRows, lengths_to_mask, pack_segments, take_segment
+from ttsframe.modules.kv_cache import KVCache
+from ttsframe.modules.transformer import Transformer, TransformerConfig
+
+
+@dataclass
+class ValleConfig:
+    vocab_size: int  # phoneme vocabulary, <pad> = 0
+    n_codebooks: int = 8
+    codebook_size: int = 1024
+    d_model: int = 1024
+    n_heads: int = 16
+    n_layers: int = 12
+    ffn_dim: int = 4096
+    dropout: float = 0.1
+    activation: str = "gelu"  # or "swiglu"
+    bias: bool = True
+    rope_base: float = 10_000.0
+    # NAR training: the prompt is a prefix of the utterance covering this share of its frames.
+    prompt_fraction_min: float = 0.25
+    prompt_fraction_max: float = 0.5
+
+    def __post_init__(self):
+        if not 0.0 <= self.prompt_fraction_min <= self.prompt_fraction_max <= 1.0:
+            raise ValueError(
+                f"need 0 <= prompt_fraction_min <= prompt_fraction_max <= 1, got "
+                f"{self.prompt_fraction_min}, {self.prompt_fraction_max}"
+            )
+
+    @property
+    def audio_eos(self) -> int:
+        return self.codebook_size
+
+    @property
+    def audio_bos(self) -> int:
+        return self.codebook_size + 1
+
+    def transformer_config(self, causal: bool, cond_dim: int | None = None) -> TransformerConfig:
+        return TransformerConfig(
+            d_model=self.d_model,
+            n_heads=self.n_heads,
+            n_layers=self.n_layers,
+            ffn_dim=self.ffn_dim,
+            dropout=self.dropout,
+            causal=causal,
+            activation=self.activation,
+            cond_dim=cond_dim,
+            bias=self.bias,
+            rope_base=self.rope_base,
+        )
+
+
+def _embedding(n: int, d_model: int) -> nn.Embedding:
+    table = nn.Embedding(n, d_model)
+    nn.init.normal_(table.weight, std=0.02)
+    return table
+
+
+class ValleAR(nn.Module):
+    """Decoder-only LM over [phonemes ; BOS, codebook-0 codes], predicting codes then EOS.
+
+    Args:
+        config: model sizes; ``config.audio_eos`` / ``config.audio_bos`` are the special ids.
+    """
+
+    def __init__(self, config: ValleConfig):
+        super().__init__()
+        self.config = config
+        self.text_embedding = _embedding(config.vocab_size, config.d_model)
+        self.audio_embedding = _embedding(config.codebook_size + 2, config.d_model)  # codes, EOS, BOS
+        self.transformer = Transformer(config.transformer_config(causal=True))
+        self.head = nn.Linear(config.d_model, config.codebook_size + 1, bias=False)  # codes, EOS
+        nn.init.normal_(self.head.weight, std=0.02)
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        token_lengths: torch.Tensor,
+        codes: torch.Tensor,
+        frame_lengths: torch.Tensor,
+    ) -> CodebookPrediction:
+        """Teacher-forced next-token prediction over the audio part of each row.
+
+        Args:
+            tokens: (B, L) phoneme ids, padded.
+            token_lengths: (B,) real phonemes per row.
+            codes: (B, T) first-codebook codes, or (B, K, T) all codes (codebook 0 is used).
+            frame_lengths: (B,) real frames per row.
+
+        Returns:
+            `CodebookPrediction` on T + 1 audio steps: at step t the input is BOS (t = 0) or
+            code t - 1 and the target is code t, or EOS at t = frame_length; logits
+            (B, T + 1, N + 1), targets (B, T + 1), mask (B, T + 1) True for t <= frame_length.
+        """
+        if codes.dim() == 3:
+            codes = codes[:, 0]
+        batch, n_frames = codes.shape
+        codes = codes.masked_fill(~lengths_to_mask(frame_lengths, n_frames), 0)  # pads may hold any value
+        bos = codes.new_full((batch, 1), self.config.audio_bos)
+        audio_ids = torch.cat([bos, codes], dim=1)  # (B, T + 1)
+        packed = self._pack(tokens, token_lengths, audio_ids, frame_lengths + 1, pad_left=False)
+        hidden = self.transformer(packed.values, packed.positions, packed.padding_mask)  # (B, S, D)
+        audio_hidden = take_segment(hidden, packed.starts[:, 1], n_frames + 1)  # (B, T + 1, D)
+        logits = self.head(audio_hidden)  # (B, T + 1, N + 1)
+
+        targets = torch.cat([codes, codes.new_zeros(batch, 1)], dim=1)  # (B, T + 1)
+        targets = targets.scatter(1, frame_lengths[:, None].long(), self.config.audio_eos)
+        mask = lengths_to_mask(frame_lengths + 1, n_frames + 1)  # (B, T + 1)
+        return CodebookPrediction(logits, targets, mask)
+
+    def prefill(
+        self,
+        tokens: torch.Tensor,
+        token_lengths: torch.Tensor,
+        prompt_codes: torch.Tensor,
+        prompt_lengths: torch.Tensor,
+        cache: KVCache,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Runs [phonemes ; BOS, prompt codes] into an empty cache, rows left-padded.
+
+        Left padding puts every row's last real position in the last column, so the decode
+        steps that follow append one column for all rows.
+
+        Args:
+            tokens: (B, L) phonemes (prompt text + target text for zero-shot synthesis).
+            token_lengths: (B,).
+            prompt_codes: (B, Tp) first-codebook codes of the acoustic prompt (Tp may be 0).
+            prompt_lengths: (B,).
+            cache: an empty cache from ``self.transformer.new_cache``.
+
+        Returns:
+            logits (B, N + 1) for the first generated frame, and its audio positions (B,).
+        """
+        batch, n_prompt = prompt_codes.shape
+        prompt_codes = prompt_codes.masked_fill(~lengths_to_mask(prompt_lengths, n_prompt), 0)
+        bos = prompt_codes.new_full((batch, 1), self.config.audio_bos)
+        audio_ids = torch.cat([bos, prompt_codes], dim=1)  # (B, Tp + 1)
+        packed = self._pack(tokens, token_lengths, audio_ids, prompt_lengths + 1, pad_left=True)
+        hidden = self.transformer(packed.values, packed.positions, packed.padding_mask, cache=cache)
+        return self.head(hidden[:, -1]), (prompt_lengths + 1).long()
+
+    def decode_step(self, audio_ids: torch.Tensor, positions: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Feeds one audio id per row after `prefill` or an earlier step.
+
+        Args:
+            audio_ids: (B,) the ids chosen at the previous step.
+            positions: (B,) their audio positions.
+            cache: the cache `prefill` filled; extended in place.
+
+        Returns:
+            (B, N + 1) logits for the next frame.
+        """
+        x = self.audio_embedding(audio_ids[:, None])  # (B, 1, D)
+        hidden = self.transformer(x, positions[:, None], cache=cache)  # (B, 1, D)
+        return self.head(hidden[:, -1])
+
+    def _pack(self, tokens, token_lengths, audio_ids, audio_lengths, pad_left: bool) -> PackedRows:
+        text = self.text_embedding(tokens)  # (B, L, D)
+        audio = self.audio_embedding(audio_ids)  # (B, Ta, D)
+        return pack_segments([text, audio], [token_lengths, audio_lengths], pad_left=pad_left)
+
+
+class ValleNAR(nn.Module):
+    """Non-causal model predicting codebook j of the target from the text, the acoustic
+    prompt (all codebooks) and the target's codebooks 0..j-1.
+
+    The audio segment is [prompt frames ; target frames] with one rotary position count.
+    Each frame's input is the sum of the embeddings of the codebooks known there (all K in
+    the prompt, 0..j-1 in the target); the stage j reaches every layer through adaptive
+    layer norm. Each stage has its own output head (separate, not tied to the embeddings).
+
+    Args:
+        config: model sizes; needs ``n_codebooks >= 2``.
+    """
+
+    def __init__(self, config: ValleConfig):
+        super().__init__()
+        if config.n_codebooks < 2:
+            raise ValueError("the NAR needs at least 2 codebooks; with 1 the AR alone models the codes")
+        self.config = config
+        n_stages = config.n_codebooks - 1
+        self.text_embedding = _embedding(config.vocab_size, config.d_model)
+        self.audio_embeddings = nn.ModuleList(
+            _embedding(config.codebook_size, config.d_model) for _ in range(config.n_codebooks)
+        )
+        self.stage_embedding = _embedding(n_stages, config.d_model)
+        self.transformer = Transformer(config.transformer_config(causal=False, cond_dim=config.d_model))
+        self.head_weight = nn.Parameter(torch.randn(n_stages, config.codebook_size, config.d_model) * 0.02)
+
+    def sample_plan(
+        self, frame_lengths: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training plan per row: a prompt length and a stage.
+
+        The prompt covers a uniform share in [prompt_fraction_min, prompt_fraction_max] of
+        the row's frames, at least 1 frame and leaving at least 1 target frame; the stage is
+        uniform in 1..K-1. Draws on the generator's device, returns on frame_lengths' device.
+
+        Returns:
+            prompt_lengths (B,), stages (B,), both long.
+        """
+        device = generator.device if generator is not None else frame_lengths.device
+        lengths = frame_lengths.to(device=device, dtype=torch.long)
+        low, high = self.config.prompt_fraction_min, self.config.prompt_fraction_max
+        fraction = low + (high - low) * torch.rand(lengths.shape, generator=generator, device=device)
+        prompt = torch.floor(fraction * lengths).long().clamp(min=1)
+        prompt = torch.minimum(prompt, lengths - 1).clamp(min=0)
+        stages = torch.randint(1, self.config.n_codebooks, lengths.shape, generator=generator, device=device)
+        return prompt.to(frame_lengths.device), stages.to(frame_lengths.device)
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        token_lengths: torch.Tensor,
+        codes: torch.Tensor,
+        frame_lengths: torch.Tensor,
+        prompt_lengths: torch.Tensor | None = None,
+        stages: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> CodebookPrediction:
+        """Predicts codebook ``stages[i]`` on the target frames of each row.
+
+        In training, ``codes`` is one utterance and its first ``prompt_lengths`` frames act
+        as the prompt; leave both plan arguments None to draw them with `sample_plan`. In
+        synthesis, ``codes`` holds [prompt ; target] per row (target codebooks >= stage are
+        ignored, any value).
+
+        Args:
+            tokens: (B, L) phonemes, padded; token_lengths: (B,).
+            codes: (B, K, T) codes; frame_lengths: (B,) real frames (prompt + target).
+            prompt_lengths: (B,) prompt frames at the start of each row.
+            stages: (B,) codebook index to predict, in 1..K-1.
+            generator: random source for the plan when it is drawn here.
+
+        Returns:
+            `CodebookPrediction` over all T frames: logits (B, T, N), targets (B, T) the
+            codes of codebook ``stages``, mask (B, T) True on target frames, and ``stages``.
+        """
+        if (prompt_lengths is None) != (stages is None):
+            raise ValueError("pass both prompt_lengths and stages, or neither to sample them")
+        if stages is None:
+            prompt_lengths, stages = self.sample_plan(frame_lengths, generator)
+        batch, n_codebooks, n_frames = codes.shape
+        frame_mask = lengths_to_mask(frame_lengths, n_frames)  # (B, T)
+        codes = codes.masked_fill(~frame_mask[:, None], 0)
+        is_prompt = lengths_to_mask(prompt_lengths, n_frames)  # (B, T)
+
+        audio = 0
+        for index, table in enumerate(self.audio_embeddings):
+            known = is_prompt | (index < stages)[:, None]  # (B, T)
+            audio = audio + table(codes[:, index]) * known[..., None]  # (B, T, D)
+        text = self.text_embedding(tokens)  # (B, L, D)
+        packed = pack_segments([text, audio], [token_lengths, frame_lengths])
+        cond = self.stage_embedding(stages - 1)  # (B, D)
+        hidden = self.transformer(packed.values, packed.positions, packed.padding_mask, cond=cond)
+        audio_hidden = take_segment(hidden, packed.starts[:, 1], n_frames)  # (B, T, D)
+        weight = self.head_weight[stages - 1]  # (B, N, D)
+        logits = torch.bmm(audio_hidden, weight.transpose(1, 2))  # (B, T, N)
+
+        targets = codes.gather(1, stages[:, None, None].expand(batch, 1, n_frames)).squeeze(1)  # (B, T)
+        mask = frame_mask & ~is_prompt
+        return CodebookPrediction(logits, targets, mask, stages)

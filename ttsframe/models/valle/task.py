@@ -1,0 +1,143 @@
+"""Lightning training tasks of VALL-E: `ValleARTask` (codebook 0) and `ValleNARTask` (codebooks 1..K-1).
+
+Each task holds its model as `self.model` and trains it with `loss.codebook_loss`; the model
+code knows nothing of Lightning.
+
+Checkpoint contract (synthesis and release read it): `state_dict` keys are `model.<ValleAR or
+ValleNAR parameter name>`; `hyper_parameters` holds `model_config` (the `ValleConfig` fields),
+`optim`, `seed`, `family` ("valle") and `task` ("valle_ar" | "valle_nar").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+import lightning as L
+import torch
+
+from ttsframe.data.collate import Batch
+from ttsframe.models.valle.loss import CodebookPrediction, codebook_loss
+from ttsframe.models.valle.model import ValleAR, ValleConfig, ValleNAR
+from ttsframe.models.valle.presets import get_preset
+from ttsframe.training.optim import build_optimizer
+from ttsframe.training.resume import mixed_seed
+
+FAMILY = "valle"
+ARCH_OVERRIDES = ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout")
+_TRAIN, _VAL = 0, 1  # random streams of the NAR plan
+
+
+def model_config(preset: str, vocab_size: int, n_codebooks: int, codebook_size: int, **overrides) -> dict:
+    """`ValleConfig` fields of a preset for this data, with the non-None `overrides` applied."""
+    unknown = set(overrides) - set(ARCH_OVERRIDES)
+    if unknown:
+        raise ValueError(f"unknown VALL-E overrides {sorted(unknown)}; valid: {', '.join(ARCH_OVERRIDES)}")
+    config = get_preset(preset, vocab_size, n_codebooks, codebook_size)
+    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    return dataclasses.asdict(config)
+
+
+def log_metrics(task: L.LightningModule, split: str, metrics: dict[str, torch.Tensor],
+                prediction: CodebookPrediction) -> None:
+    """Loss and accuracies: per step in training; in validation averaged over the predicted
+    positions of the whole pass and synced over ranks once, at its end."""
+    train = split == "train"
+    weight = 1 if train else max(int(prediction.mask.sum()), 1)  # (no GPU sync in training)
+    options = dict(on_step=train, on_epoch=not train, batch_size=weight, sync_dist=not train)
+    task.log(f"{split}/loss", metrics["loss"].detach(), prog_bar=True, **options)
+    task.log_dict({f"{split}/{k}": v for k, v in metrics.items() if k != "loss"}, **options)
+    if train:
+        task.log("train/lr", task.optimizers().param_groups[0]["lr"], on_step=True, batch_size=1)
+
+
+def init_task(task: L.LightningModule, name: str) -> ValleConfig:
+    """Saves the constructor arguments plus `family` and `task` as hyperparameters."""
+    task.save_hyperparameters(frame=inspect.currentframe().f_back)  # the task's __init__ arguments
+    task.hparams["family"], task.hparams["task"] = FAMILY, name
+    return ValleConfig(**task.hparams.model_config)
+
+
+def train_or_val_step(task: L.LightningModule, prediction: CodebookPrediction, split: str) -> torch.Tensor:
+    metrics = codebook_loss(prediction)
+    log_metrics(task, split, metrics, prediction)
+    return metrics["loss"]
+
+
+def optimizers(task: L.LightningModule) -> dict:
+    """AdamW + schedule; the cosine/linear horizon defaults to the trainer's max_steps."""
+    max_steps = task.trainer.max_steps if task._trainer is not None else -1
+    return build_optimizer(task.model, task.hparams.optim or {}, max(max_steps, 1))
+
+
+class ValleARTask(L.LightningModule):
+    """Trains `ValleAR`: next-code prediction over codebook 0, then EOS.
+
+    Args:
+        model_config: `ValleConfig` fields (`model_config()` gives a preset's).
+        optim: `OptimConfig` fields.
+        seed: the run's seed (the AR draws nothing itself; kept for uniform checkpoints).
+    """
+
+    FAMILY, TASK = FAMILY, "valle_ar"
+    build_model_config = staticmethod(model_config)
+
+    def __init__(self, model_config: dict, optim: dict | None = None, seed: int = 0):
+        super().__init__()
+        self.model = ValleAR(init_task(self, self.TASK))
+
+    def predict_codes(self, batch: Batch) -> CodebookPrediction:
+        return self.model(batch.tokens, batch.token_lengths, batch.codes, batch.frame_lengths)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        return train_or_val_step(self, self.predict_codes(batch), "train")
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        train_or_val_step(self, self.predict_codes(batch), "val")
+
+    def configure_optimizers(self) -> dict:
+        return optimizers(self)
+
+
+class ValleNARTask(L.LightningModule):
+    """Trains `ValleNAR`: per row, a random acoustic prompt and codebook stage (the "plan").
+
+    The plan comes from a generator seeded by (seed, rank, step, micro-batch) in training and
+    by (seed, rank, batch index) in validation: it does not depend on the run's history (exact
+    resume), and every validation pass sees the same plan.
+
+    Args:
+        model_config: `ValleConfig` fields; needs `n_codebooks >= 2`.
+        optim: `OptimConfig` fields.
+        seed: base seed of the plan.
+    """
+
+    FAMILY, TASK = FAMILY, "valle_nar"
+    build_model_config = staticmethod(model_config)
+
+    def __init__(self, model_config: dict, optim: dict | None = None, seed: int = 0):
+        super().__init__()
+        self.model = ValleNAR(init_task(self, self.TASK))
+
+    def plan_generator(self, split: str, batch_idx: int) -> torch.Generator:
+        if split == "train":
+            accumulate = self.trainer.accumulate_grad_batches if self._trainer is not None else 1
+            numbers = (_TRAIN, self.global_step, batch_idx % accumulate)
+        else:
+            numbers = (_VAL, batch_idx)
+        seed = mixed_seed(self.hparams.seed, self.global_rank, *numbers)
+        return torch.Generator(device=self.device).manual_seed(seed)
+
+    def predict_codes(self, batch: Batch, split: str, batch_idx: int) -> CodebookPrediction:
+        generator = self.plan_generator(split, batch_idx)
+        return self.model(batch.tokens, batch.token_lengths, batch.codes, batch.frame_lengths, generator=generator)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        return train_or_val_step(self, self.predict_codes(batch, "train", batch_idx), "train")
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        train_or_val_step(self, self.predict_codes(batch, "val", batch_idx), "val")
+
+    def configure_optimizers(self) -> dict:
+        return optimizers(self)
+

@@ -1,0 +1,1 @@
+"""Shared building blocks: attention, transformer, rotary positions, codebook patterns, sampling."""

@@ -1,0 +1,29 @@
+"""Recipe stages: one module per stage kind, run in order by `ttsframe.pipeline.runner`.
+
+A stage module defines `OUTPUT_DIR` (its folder under exp_dir; None: the stage's name),
+`DEPENDS_ON` (the config groups whose change makes a finished stage stale) and
+`run(cfg, ctx) -> dict` (a summary; `pending: True` in it means the work was submitted as a job,
+which marks the stage done itself). `LAUNCHES_JOBS = True` lets a stage run after a pending one.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from ttsframe.errors import ConfigError
+
+# Stage kind (the `kind:` of a recipe stage) -> module.
+STAGE_KINDS: dict[str, str] = {
+    "prepare": "ttsframe.pipeline.prepare",
+    "tokenize": "ttsframe.pipeline.tokenize",
+    "train": "ttsframe.pipeline.train",
+    "synthesize": "ttsframe.pipeline.synthesize",
+    "release": "ttsframe.pipeline.release",
+}
+
+
+def stage_module(kind: str) -> ModuleType:
+    if kind not in STAGE_KINDS:
+        raise ConfigError(f"unknown stage kind `{kind}`; kinds: {', '.join(STAGE_KINDS)}")
+    return importlib.import_module(STAGE_KINDS[kind])

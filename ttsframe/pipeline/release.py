@@ -1,0 +1,48 @@
+"""Stage `release`: the trained AR + NAR as a self-contained folder (`ttsframe.release`).
+
+Writes `release/` under the experiment folder from the train stages' best checkpoints (options
+`ar_stage`, `nar_stage`, `checkpoint: best|last`, `max_prompt_seconds`). The model card reports
+the corpus (`data/summary.json`), each train stage's `summary.json` and any `eval/<set>/metrics.json`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from ttsframe.pipeline.synthesize import MODEL_OPTIONS, load_synthesizer, stage_options
+from ttsframe.release import write_release
+
+OUTPUT_DIR = "release"
+DEPENDS_ON = ("data", "codec", "text", "model", "trainer")
+
+
+def run(cfg: DictConfig, ctx) -> dict:
+    options = stage_options(ctx, MODEL_OPTIONS)
+    synth, checkpoints = load_synthesizer(cfg, ctx.exp_dir, options, device="cpu")
+    write_release(ctx.out_dir, synth, cfg, card_info(cfg, ctx.exp_dir, checkpoints))
+    files = sorted(p.name for p in ctx.out_dir.iterdir() if p.is_file())
+    print(f"release: {ctx.out_dir}: {', '.join(files)}")
+    return {"release": str(ctx.out_dir), "files": files}
+
+
+def card_info(cfg: DictConfig, exp_dir: Path, checkpoints: dict[str, Path]) -> dict:
+    """What the model card reports, from the files the earlier stages wrote (each optional).
+
+    Args:
+        checkpoints: {train stage name: the checkpoint file the release was made from}.
+    """
+    stages = list(checkpoints)
+    return {
+        "corpus": cfg.data.corpus if "data" in cfg else None,
+        "data": _read(exp_dir / "data" / "summary.json"),
+        "training": {s: summary for s in stages if (summary := _read(exp_dir / s / "summary.json"))},
+        "eval": {p.parent.name: _read(p) for p in sorted((exp_dir / "eval").glob("*/metrics.json"))},
+        "checkpoints": {s: str(path.relative_to(exp_dir)) for s, path in checkpoints.items()},
+    }
+
+
+def _read(path: Path) -> dict | None:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None

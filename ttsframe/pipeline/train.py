@@ -1,0 +1,165 @@
+"""Stage `train`: one model (the stage's `task:` option) trained on the tokenized shards.
+
+Writes under `exp/<recipe>/<stage name>/`: `checkpoints/{last,best}.ckpt`, `logs/`,
+`summary.json` (and `config.yaml`, by the runner). Running the stage again after it stopped
+resumes from the newest checkpoint, exactly (see `ttsframe.training.resume`); a finished stage
+whose `trainer.max_steps` was raised continues to the new budget; `--force` sets the old
+checkpoints aside (`checkpoints.<n>/`) and starts over. With `launcher=slurm` the stage is
+submitted as a batch job instead (`ttsframe.training.slurm`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.plugins.environments import SLURMEnvironment
+from omegaconf import DictConfig, OmegaConf
+
+from ttsframe.config.training import SCHEDULES
+from ttsframe.data.datamodule import ShardDataModule
+from ttsframe.errors import ConfigError, UserError
+from ttsframe.training import slurm
+from ttsframe.training.callbacks import TrainSummary
+from ttsframe.training.loggers import LOGGERS, build_logger
+from ttsframe.training.optim import OPTIMIZERS
+from ttsframe.training.resume import (DataPosition, ResumableData, find_resume_checkpoint, read_checkpoint_meta,
+                                      set_aside)
+from ttsframe.training.trainer import ACCELERATORS, STRATEGIES, build_trainer, world_size
+
+OUTPUT_DIR = None  # one folder per train stage, named after it
+DEPENDS_ON = ("data", "codec", "text", "model", "trainer")
+LAUNCHES_JOBS = True  # several train stages may be submitted one after another
+SHARD_DIR = "shards"  # the tokenize stage's output
+OPTIONS = ("task",)
+LAUNCHERS = ("local", "slurm")
+_LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")  # set by Lightning's DDP launch
+
+# A stage's `task:` -> its Lightning module, imported when used.
+TASKS: dict[str, str] = {
+    "valle_ar": "ttsframe.models.valle.task:ValleARTask",
+    "valle_nar": "ttsframe.models.valle.task:ValleNARTask",
+}
+
+
+def task_class(name: str) -> type[L.LightningModule]:
+    if name not in TASKS:
+        raise ConfigError(f"train stage: unknown task `{name}`; tasks: {', '.join(TASKS)}")
+    module, _, attr = TASKS[name].partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def check_config(cfg: DictConfig, ctx) -> str:
+    """Fails early on a bad stage entry or missing groups; returns the task name."""
+    unknown = set(ctx.options) - set(OPTIONS)
+    if unknown or "task" not in ctx.options:
+        raise ConfigError(f"stage {ctx.name}: options need `task:` ({', '.join(TASKS)}); "
+                          f"valid options: {', '.join(OPTIONS)}" + (f"; unknown: {sorted(unknown)}" if unknown else ""))
+    for group in ("model", "trainer"):
+        if group not in cfg:
+            raise ConfigError(f"stage {ctx.name}: the recipe needs a `{group}` config (defaults: {group}: ...)")
+    choices = {"launcher.name": (launcher_name(cfg), LAUNCHERS),
+               "trainer.strategy": (cfg.trainer.strategy, STRATEGIES),
+               "trainer.accelerator": (cfg.trainer.accelerator, ACCELERATORS),
+               "trainer.logger": (cfg.trainer.logger, LOGGERS),
+               "model.optim.name": (cfg.model.optim.name, OPTIMIZERS),
+               "model.optim.schedule": (cfg.model.optim.schedule, SCHEDULES)}
+    for key, (value, valid) in choices.items():
+        if value not in valid:
+            raise ConfigError(f"unknown {key} `{value}`; valid: {', '.join(valid)}")
+    return ctx.options["task"]
+
+
+def launcher_name(cfg: DictConfig) -> str:
+    return cfg.launcher.name if "launcher" in cfg else "local"
+
+
+def run(cfg: DictConfig, ctx) -> dict:
+    task = task_class(check_config(cfg, ctx))
+    if task.FAMILY != cfg.model.family:
+        raise ConfigError(f"stage {ctx.name}: task `{task.TASK}` trains a {task.FAMILY} model, but "
+                          f"model.family is `{cfg.model.family}` (model={cfg.choices.model})")
+    if ctx.force and (old := set_aside(ctx.out_dir)):
+        print(f"train: --force: earlier checkpoints moved to {old}; starting from scratch")
+    if launcher_name(cfg) == "slurm":
+        return slurm.launch(cfg, ctx.index, ctx.name, ctx.out_dir)
+    return train(cfg, ctx, task)
+
+
+def build_data(cfg: DictConfig, shard_dir: Path, seed: int) -> ShardDataModule:
+    t = cfg.trainer
+    data = ShardDataModule(shard_dir, max_frames=t.max_frames, max_batch_size=t.max_batch_size,
+                           num_buckets=t.num_buckets, num_workers=t.num_workers, seed=seed,
+                           persistent_workers=t.num_workers > 0)
+    if data.feature != "codes":
+        raise UserError(f"{shard_dir}: the shards hold `{data.feature}`, the model needs codec codes (codec=...)")
+    return data
+
+
+def build_task(cfg: DictConfig, task: type, data: ShardDataModule, seed: int) -> L.LightningModule:
+    m = cfg.model
+    overrides = {k: m[k] for k in ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout")}
+    model_config = task.build_model_config(m.preset, data.vocab_size, data.n_codebooks, data.codebook_size, **overrides)
+    return task(model_config=model_config, optim=OmegaConf.to_container(m.optim, resolve=True), seed=seed)
+
+
+def resume_checkpoint(stage_dir: Path, model_config: dict) -> tuple[Path | None, int]:
+    """The checkpoint to resume from and its step, after checking it holds the same model."""
+    path = find_resume_checkpoint(stage_dir)
+    if path is None:
+        return None, 0
+    meta = read_checkpoint_meta(path)
+    if meta["hyper_parameters"].get("model_config") != model_config:
+        raise UserError(f"{path} holds another model than the config asks for; run with --force to start over "
+                        f"(the old checkpoints are kept in {stage_dir}/checkpoints.<n>/) or use another exp_dir")
+    print(f"train: resuming from {path} (step {meta['global_step']})")
+    return path, meta["global_step"]
+
+
+@contextlib.contextmanager
+def workers_run_this_stage(cfg: DictConfig, ctx):
+    """Local multi-process DDP (`strategy=ddp` from `python -m ttsframe run`) starts each worker
+    with this process's command line. Make that command run this stage alone (the other stages
+    are rank 0's work) without --force, and afterwards undo the launch (the environment Lightning
+    set, the process group), so a later train stage of the same command starts its own workers."""
+    launches = sys.argv[1:2] == ["run"] and "LOCAL_RANK" not in os.environ and not SLURMEnvironment.detect()
+    argv, env = sys.argv[:], {k: os.environ.get(k) for k in _LAUNCH_ENV}
+    if launches:
+        sys.argv = [sys.argv[0], *slurm.stage_args(cfg, ctx.index)]
+    try:
+        yield
+    finally:
+        if launches:
+            sys.argv = argv
+            for key, value in env.items():
+                os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                torch.distributed.destroy_process_group()
+
+
+def train(cfg: DictConfig, ctx, task: type) -> dict:
+    t = cfg.trainer
+    seed = int(t.seed if t.seed is not None else cfg.seed)
+    data = build_data(cfg, ctx.exp_dir / SHARD_DIR, seed)
+    L.seed_everything(seed, workers=True, verbose=False)
+    module = build_task(cfg, task, data, seed)
+    checkpoint, step = resume_checkpoint(ctx.out_dir, dict(module.hparams.model_config))
+    summary_path = ctx.out_dir / "summary.json"
+    if checkpoint and 0 < t.max_steps <= step:
+        print(f"train: {checkpoint} is at step {step} >= trainer.max_steps={t.max_steps}: nothing to train")
+        return json.loads(summary_path.read_text()) if summary_path.is_file() else {"global_step": step}
+    position, summary = DataPosition(seed), TrainSummary(summary_path)
+    logger = build_logger(t.logger, ctx.out_dir, t.wandb_project, f"{cfg.recipe}/{ctx.name}")
+    trainer = build_trainer(t, ctx.out_dir, logger, [position, summary])
+    print(f"train: {ctx.name}: {task.__name__}, {world_size(t)} process(es), max_steps {t.max_steps} -> {ctx.out_dir}")
+    with workers_run_this_stage(cfg, ctx), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")  # resuming
+        trainer.fit(module, datamodule=ResumableData(data, position), ckpt_path=checkpoint)
+    return json.loads(summary_path.read_text())

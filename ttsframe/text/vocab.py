@@ -1,0 +1,104 @@
+"""Vocabulary: symbol <-> id, built from the train split and saved beside the shards.
+
+Ids 0..3 are the specials <pad>, <unk>, <bos>, <eos>; the symbols seen in training follow in
+sorted (code point) order, so the same symbols always give the same ids. The saved file also
+holds the frontend settings (espeak-ng version included) that produced the symbols.
+
+Unknown symbols (in dev/test or synthesis text but not in the train split): `encode` fails by
+default, naming them, since a silent <unk> hides a frontend mismatch; `unknown="unk"` maps
+them to <unk> instead (e.g. for free-form synthesis text).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Iterable
+
+from ttsframe.errors import UserError
+from ttsframe.utils.atomic import write_json
+
+SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")
+PAD, UNK, BOS, EOS = range(4)
+_FORMAT = 1
+
+
+class Vocabulary:
+    """Args:
+        symbols: all symbols in id order, the specials first.
+        settings: the frontend settings the symbols came from (`TextFrontend.settings()`).
+    """
+
+    pad_id, unk_id, bos_id, eos_id = PAD, UNK, BOS, EOS
+
+    def __init__(self, symbols: list[str], settings: dict[str, Any] | None = None):
+        if tuple(symbols[: len(SPECIALS)]) != SPECIALS:
+            raise ValueError(f"a vocabulary starts with {SPECIALS}, got {symbols[:len(SPECIALS)]}")
+        if len(set(symbols)) != len(symbols):
+            raise ValueError("duplicate symbols in the vocabulary")
+        self.symbols = list(symbols)
+        self.settings = dict(settings or {})
+        self._ids = {s: i for i, s in enumerate(self.symbols)}
+
+    @classmethod
+    def build(cls, sequences: Iterable[list[str]], settings: dict[str, Any] | None = None) -> Vocabulary:
+        """The specials, then every symbol of `sequences` in sorted order."""
+        seen = {symbol for seq in sequences for symbol in seq} - set(SPECIALS)
+        return cls([*SPECIALS, *sorted(seen)], settings)
+
+    def encode(self, symbols: list[str], unknown: str = "error", text: str | None = None) -> list[int]:
+        """Symbols (T,) -> ids (T,).
+
+        Args:
+            unknown: "error" raises on symbols not in the vocabulary; "unk" maps them to <unk>.
+            text: the source text, quoted in the error.
+        """
+        if unknown not in ("error", "unk"):
+            raise ValueError(f'unknown={unknown!r}; valid: "error", "unk"')
+        ids = [self._ids.get(symbol, UNK) for symbol in symbols]
+        if unknown == "error":
+            bad = [f"{s!r} at {i}" for i, s in enumerate(symbols) if s not in self._ids]
+            if bad:
+                where = f" in {text!r}" if text is not None else ""
+                raise UserError(
+                    f"symbols not in the vocabulary{where}: {', '.join(bad)} (symbol positions). The "
+                    "vocabulary comes from the train split: add such texts to it and rebuild the "
+                    'vocabulary, or encode with unknown="unk" to map them to <unk>')
+        return ids
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        """Ids (T,) -> symbols (T,)."""
+        out = []
+        for i in map(int, ids):
+            if not 0 <= i < len(self.symbols):
+                raise ValueError(f"id {i} is outside the vocabulary (size {len(self.symbols)})")
+            out.append(self.symbols[i])
+        return out
+
+    def check_settings(self, settings: dict[str, Any]) -> None:
+        """Raises UserError if `settings` differ from those this vocabulary was built with."""
+        diff = {k for k in self.settings.keys() | settings.keys() if self.settings.get(k) != settings.get(k)}
+        if diff:
+            pairs = ", ".join(f"{k}: {self.settings.get(k)!r} -> {settings.get(k)!r}" for k in sorted(diff))
+            raise UserError(f"the text frontend differs from the vocabulary's ({pairs}); "
+                            "rebuild the vocabulary (rerun tokenization) or restore those settings")
+
+    def save(self, path: str | os.PathLike) -> None:
+        write_json(path, {"format": _FORMAT, "symbols": self.symbols, "settings": self.settings})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Vocabulary:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        if data.get("format") != _FORMAT:
+            raise UserError(f"{path}: not a ttsframe vocabulary (format {data.get('format')!r}, expected {_FORMAT})")
+        return cls(data["symbols"], data.get("settings"))
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    def __contains__(self, symbol: str) -> bool:
+        return symbol in self._ids
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocabulary) and (self.symbols, self.settings) == (other.symbols, other.settings)

@@ -1,0 +1,1 @@
+"""Training glue around Lightning: optimiser and schedules, trainer, callbacks, loggers, exact resume, SLURM."""
