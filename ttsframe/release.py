@@ -167,8 +167,10 @@ def model_card(config: dict, synthesizer, info: dict) -> str:
                      f"{row.get('speakers')} speakers")
     lines += ["", "## Training", ""]
     for stage, summary in (info.get("training") or {}).items():
-        lines.append(f"- {stage}: {summary.get('global_step')} steps, last train loss {_num(summary.get('last_train_loss'))}, "
-                     f"best validation loss {_num(summary.get('best_val_loss'))}, {_num(summary.get('train_seconds'))} s")
+        facts = [(summary.get("global_step"), "{} steps"), (summary.get("last_train_loss"), "last train loss {}"),
+                 (summary.get("best_val_loss"), "best validation loss {}"),
+                 (summary.get("train_seconds"), "{} s of training")]
+        lines.append(f"- {stage}: " + ", ".join(text.format(_num(v)) for v, text in facts if v is not None))
     for model, ckpt in (info.get("checkpoints") or {}).items():
         lines.append(f"- {model} weights from `{ckpt}`")
     if info.get("eval"):

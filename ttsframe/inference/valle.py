@@ -38,6 +38,7 @@ from ttsframe.text import WORD_BOUNDARY, Vocabulary, build_frontend
 
 DEFAULT_MAX_PROMPT_SECONDS = 3.0  # the paper's 3-second enrolment
 PROMPT_BATCH_SECONDS = 600.0  # padded prompt audio per codec.encode call
+MIN_DECODE_FRAMES = 16  # shorter code sequences are padded for codec.decode, then trimmed
 
 
 @dataclass
@@ -144,13 +145,18 @@ class ValleSynthesizer:
         return torch.tensor(self.vocab.encode(symbols, unknown="error", text=text), dtype=torch.long)
 
     def decode(self, codes: list[torch.Tensor]) -> list[np.ndarray]:
-        """Per item (K, T_i) codes -> (T_i * samples per frame,) float32, decoded as one batch."""
+        """Per item (K, T_i) codes -> (T_i * samples per frame,) float32, decoded as one batch.
+
+        Rows are padded by repeating their last frame, to at least MIN_DECODE_FRAMES frames
+        (Griffin-Lim fails on a few frames shorter than its FFT), and trimmed after decoding.
+        """
         longest = max(c.shape[-1] for c in codes)
         if longest == 0:
             return [np.zeros(0, dtype=np.float32) for _ in codes]
-        batch = torch.zeros(len(codes), codes[0].shape[0], longest, dtype=torch.long)  # (B, K, T)
-        for i, c in enumerate(codes):
-            batch[i, :, : c.shape[-1]] = c.cpu()
+        batch = torch.zeros(len(codes), codes[0].shape[0], max(longest, MIN_DECODE_FRAMES), dtype=torch.long)
+        for i, c in enumerate(codes):  # batch (B, K, T)
+            if c.shape[-1]:
+                batch[i] = torch.cat([c.cpu(), c[:, -1:].cpu().expand(-1, batch.shape[-1] - c.shape[-1])], dim=1)
         wavs = self.codec.decode(batch).float().cpu().numpy()  # (B, T * hop)
         per_frame = round(self.codec.sample_rate / self.codec.frame_rate)
         return [np.ascontiguousarray(w[: c.shape[-1] * per_frame]) for w, c in zip(wavs, codes)]

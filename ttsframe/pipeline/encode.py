@@ -59,7 +59,7 @@ def encode_batch(codec, wavs: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def encode_shard(path: Path, utterances: list[Utterance], symbols: dict, token_ids: dict, codec,
-                 batch_seconds: float) -> ShardInfo:
+                 batch_seconds: float, on_batch=None) -> ShardInfo:
     """Encodes `utterances` in length-grouped batches and writes them, in plan order, as one shard."""
     if codec.n_codebooks > 0 and codec.codebook_size > np.iinfo(np.int16).max:
         raise ValueError(f"codebook size {codec.codebook_size} does not fit the int16 codes of the shard format")
@@ -68,6 +68,8 @@ def encode_shard(path: Path, utterances: list[Utterance], symbols: dict, token_i
         wavs = load_wavs([utterances[i] for i in batch], codec.sample_rate)
         for i, feature in zip(batch, encode_batch(codec, wavs)):
             features[i] = feature
+        if on_batch is not None:
+            on_batch(len(batch))
     key = "codes.npy" if codec.n_codebooks > 0 else "mel.npy"
     samples = []
     for u, feature in zip(utterances, features):

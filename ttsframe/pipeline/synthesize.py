@@ -9,13 +9,15 @@ Writes under `synth/<split>/`: `<id>.wav` (atomically) and `items.jsonl` (one ro
 text, speaker, prompt_id, prompt_text, prompt_audio, reference_audio, synth_audio,
 seconds_generated, seconds_compute, rtf; `*_start` / `*_end` when the manifest has them).
 Items are synthesized in fixed batches with seed `seed + batch number`, so a killed run resumes
-(finished batches are skipped) with the same output as an uninterrupted one. The compute time
+(finished batches are skipped) with the same output as an uninterrupted one; `settings.json`
+records the options and checkpoints, and a run with other ones starts over. The compute time
 of a batch is shared among its items in proportion to the audio they got.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -27,7 +29,7 @@ from ttsframe.data.manifest import Utterance, read_manifest
 from ttsframe.errors import ConfigError, UserError
 from ttsframe.inference import SynthesisItem, ValleSynthesizer
 from ttsframe.modules.sampling import SamplingOptions
-from ttsframe.utils.atomic import read_jsonl, write_jsonl
+from ttsframe.utils.atomic import read_jsonl, write_json, write_jsonl
 
 OUTPUT_DIR = "synth"
 DEPENDS_ON = ("data", "codec", "text", "model", "trainer")
@@ -104,10 +106,10 @@ def run(cfg: DictConfig, ctx) -> dict:
         pairs = pairs[: int(options["max_items"])]
     sampling = SamplingOptions(**{k: options[k] for k in SAMPLING_OPTIONS if k in options})
     seed = int(options.get("seed", cfg.seed))
-    synth, _ = load_synthesizer(cfg, ctx.exp_dir, options, options["device"])
+    synth, checkpoints = load_synthesizer(cfg, ctx.exp_dir, options, options["device"])
     out_dir = ctx.out_dir / options["split"]
-    rows = {} if ctx.force or not (out_dir / "items.jsonl").is_file() else \
-        {row["id"]: row for row in read_jsonl(out_dir / "items.jsonl")}
+    rows = earlier_rows(out_dir, {**options, "seed": seed}, checkpoints, ctx.force)
+    rows = {t.id: rows[t.id] for t, _ in pairs if t.id in rows}
     size = max(1, int(options["batch_size"]))
     done_now = []
     for number, start in enumerate(range(0, len(pairs), size)):
@@ -119,6 +121,22 @@ def run(cfg: DictConfig, ctx) -> dict:
         done_now += new
         write_jsonl(out_dir / "items.jsonl", (rows[t.id] for t, _ in pairs if t.id in rows))
     return report(list(rows.values()), done_now, len(pairs), alone, options["split"])
+
+
+def earlier_rows(out_dir: Path, options: dict, checkpoints: dict[str, Path], force: bool) -> dict[str, dict]:
+    """{id: row} of an earlier run to resume, if it had the same options and checkpoints; else {}.
+
+    Records the current settings in `out_dir/settings.json`.
+    """
+    stamp = {"options": options, "checkpoints": {k: [str(p), p.stat().st_size, p.stat().st_mtime_ns]
+                                                  for k, p in checkpoints.items()}}
+    stamp = json.loads(json.dumps(stamp, default=str))
+    settings, items = out_dir / "settings.json", out_dir / "items.jsonl"
+    same = settings.is_file() and json.loads(settings.read_text(encoding="utf-8")) == stamp
+    if items.is_file() and not same and not force:
+        print(f"synthesize: options or checkpoints changed since {items} was written; synthesizing all again")
+    write_json(settings, stamp)
+    return {row["id"]: row for row in read_jsonl(items)} if same and not force and items.is_file() else {}
 
 
 def synthesize_batch(synth: ValleSynthesizer, batch: list[tuple[Utterance, Utterance]], sampling: SamplingOptions,

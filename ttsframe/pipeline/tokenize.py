@@ -103,18 +103,18 @@ def write_split(split, utterances, symbols, token_ids, codec, vocab, shard_size,
     write_json(plan_file, {"fingerprint": stamp, "shards": plan})
     by_id = {u.id: u for u in utterances}
     shards = []
-    progress = tqdm(total=sum(u.duration for u in utterances), desc=f"tokenize {split}", unit="s audio",
-                    unit_scale=True, mininterval=1.0)
+    progress = tqdm(total=len(utterances), desc=f"tokenize {split}", unit="utt", mininterval=1.0)
     for number, ids in enumerate(plan):
         path = out_dir / shard_name(split, number)
         done = path.with_suffix(".done.json")
         if path.is_file() and done.is_file():
             shards.append(ShardInfo(**json.loads(done.read_text())))
+            progress.update(len(ids))
         else:
             batch = [by_id[i] for i in ids]
-            shards.append(encode_shard(path, batch, symbols, token_ids, codec, cfg.codec.batch_seconds))
+            shards.append(encode_shard(path, batch, symbols, token_ids, codec, cfg.codec.batch_seconds,
+                                       on_batch=progress.update))
             write_json(done, shards[-1].__dict__)
-        progress.update(sum(by_id[i].duration for i in ids))
     progress.close()
     for stale in out_dir.glob(f"{split}-*.tar"):
         if not any(stale.name == s.file for s in shards):
