@@ -63,6 +63,7 @@ class TrainerConfig:
     find_unused_parameters: bool = False  # DDP: only for models that skip parameters in a step
     seed: int | None = None  # null: the run's top-level seed
     progress_bar: bool = True
+    audio_samples: int = 2  # dev utterances rendered to audio + spectrogram at each validation (0: off)
 
 
 @dataclass

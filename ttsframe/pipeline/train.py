@@ -23,10 +23,12 @@ import torch
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 
+from ttsframe.codecs import build_codec
 from ttsframe.config.training import SCHEDULES
 from ttsframe.data.datamodule import ShardDataModule
 from ttsframe.errors import ConfigError, UserError
 from ttsframe.training import slurm
+from ttsframe.training.audio_samples import AudioSamples, codec_renderer
 from ttsframe.training.callbacks import TrainSummary
 from ttsframe.training.loggers import LOGGERS, build_logger
 from ttsframe.training.optim import OPTIMIZERS
@@ -46,6 +48,7 @@ _LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_S
 TASKS: dict[str, str] = {
     "valle_ar": "ttsframe.models.valle.task:ValleARTask",
     "valle_nar": "ttsframe.models.valle.task:ValleNARTask",
+    "melle": "ttsframe.models.melle.task:MelleTask",
 }
 
 
@@ -93,13 +96,16 @@ def run(cfg: DictConfig, ctx) -> dict:
     return train(cfg, ctx, task)
 
 
-def build_data(cfg: DictConfig, shard_dir: Path, seed: int) -> ShardDataModule:
+def build_data(cfg: DictConfig, shard_dir: Path, seed: int, feature: str = "codes") -> ShardDataModule:
+    """The shard data module; fails unless the shards hold `feature` (a task's FEATURE: codes | mel)."""
     t = cfg.trainer
     data = ShardDataModule(shard_dir, max_frames=t.max_frames, max_batch_size=t.max_batch_size,
                            num_buckets=t.num_buckets, num_workers=t.num_workers, seed=seed,
                            persistent_workers=t.num_workers > 0)
-    if data.feature != "codes":
-        raise UserError(f"{shard_dir}: the shards hold `{data.feature}`, the model needs codec codes (codec=...)")
+    if data.feature != feature:
+        needs = "codec codes (a codec with codebooks, e.g. codec=spectral)" if feature == "codes" else \
+            f"`{feature}` features (e.g. codec=mel)"
+        raise UserError(f"{shard_dir}: the shards hold `{data.feature}`, the model needs {needs}")
     return data
 
 
@@ -108,6 +114,20 @@ def build_task(cfg: DictConfig, task: type, data: ShardDataModule, seed: int) ->
     overrides = {k: m[k] for k in ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout")}
     model_config = task.build_model_config(m.preset, data.vocab_size, data.n_codebooks, data.codebook_size, **overrides)
     return task(model_config=model_config, optim=OmegaConf.to_container(m.optim, resolve=True), seed=seed)
+
+
+def audio_sample_callbacks(cfg: DictConfig, module: L.LightningModule, shard_dir: Path, out_dir: Path) -> list:
+    """The validation audio-sample callback, when enabled and the task can render samples."""
+    if cfg.trainer.audio_samples <= 0 or not hasattr(module, "sample_features"):
+        return []
+    codec = build_codec(cfg.codec)
+    if getattr(codec, "needs_fit", False):
+        fitted = shard_dir / "codec.safetensors"
+        if not fitted.is_file():
+            print(f"train: no audio samples: the fitted codec {fitted} is missing")
+            return []
+        codec.load(fitted)
+    return [AudioSamples(codec_renderer(codec), codec.sample_rate, out_dir / "samples", cfg.trainer.audio_samples)]
 
 
 def resume_checkpoint(stage_dir: Path, model_config: dict) -> tuple[Path | None, int]:
@@ -147,7 +167,7 @@ def workers_run_this_stage(cfg: DictConfig, ctx):
 def train(cfg: DictConfig, ctx, task: type) -> dict:
     t = cfg.trainer
     seed = int(t.seed if t.seed is not None else cfg.seed)
-    data = build_data(cfg, ctx.exp_dir / SHARD_DIR, seed)
+    data = build_data(cfg, ctx.exp_dir / SHARD_DIR, seed, getattr(task, "FEATURE", "codes"))
     L.seed_everything(seed, workers=True, verbose=False)
     module = build_task(cfg, task, data, seed)
     checkpoint, step = resume_checkpoint(ctx.out_dir, dict(module.hparams.model_config))
@@ -157,7 +177,8 @@ def train(cfg: DictConfig, ctx, task: type) -> dict:
         return json.loads(summary_path.read_text()) if summary_path.is_file() else {"global_step": step}
     position, summary = DataPosition(seed), TrainSummary(summary_path)
     logger = build_logger(t.logger, ctx.out_dir, t.wandb_project, f"{cfg.recipe}/{ctx.name}")
-    trainer = build_trainer(t, ctx.out_dir, logger, [position, summary])
+    callbacks = [position, summary, *audio_sample_callbacks(cfg, module, ctx.exp_dir / SHARD_DIR, ctx.out_dir)]
+    trainer = build_trainer(t, ctx.out_dir, logger, callbacks)
     print(f"train: {ctx.name}: {task.__name__}, {world_size(t)} process(es), max_steps {t.max_steps} -> {ctx.out_dir}")
     with workers_run_this_stage(cfg, ctx), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")  # resuming

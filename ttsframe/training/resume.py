@@ -130,3 +130,21 @@ def set_aside(stage_dir: Path) -> Path | None:
         if path.exists():
             path.rename(target / path.name)
     return target
+
+
+_TRAIN_STREAM, _VAL_STREAM = 0, 1
+
+
+def step_generator(task, split: str, batch_idx: int) -> "torch.Generator":
+    """A generator for a step's random choices, seeded by (seed, rank, step, micro-batch) in
+    training and (seed, rank, batch index) in validation: independent of the run's history, so
+    exact resume holds, and every validation pass draws the same numbers."""
+    import torch
+
+    if split == "train":
+        accumulate = task.trainer.accumulate_grad_batches if task._trainer is not None else 1
+        numbers = (_TRAIN_STREAM, task.global_step, batch_idx % accumulate)
+    else:
+        numbers = (_VAL_STREAM, batch_idx)
+    seed = mixed_seed(task.hparams.seed, task.global_rank, *numbers)
+    return torch.Generator(device=task.device).manual_seed(seed)

@@ -20,12 +20,12 @@ from ttsframe.data.collate import Batch
 from ttsframe.models.valle.loss import CodebookPrediction, codebook_loss
 from ttsframe.models.valle.model import ValleAR, ValleConfig, ValleNAR
 from ttsframe.models.valle.presets import get_preset
+from ttsframe.models.valle.samples import ar_samples, nar_samples
 from ttsframe.training.optim import build_optimizer
-from ttsframe.training.resume import mixed_seed
+from ttsframe.training.resume import step_generator
 
 FAMILY = "valle"
 ARCH_OVERRIDES = ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout")
-_TRAIN, _VAL = 0, 1  # random streams of the NAR plan
 
 
 def model_config(preset: str, vocab_size: int, n_codebooks: int, codebook_size: int, **overrides) -> dict:
@@ -95,6 +95,10 @@ class ValleARTask(L.LightningModule):
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         train_or_val_step(self, self.predict_codes(batch), "val")
 
+    def sample_features(self, batch: Batch, max_items: int) -> list[tuple[str, torch.Tensor]]:
+        """Audio samples of validation (see `ttsframe.training.audio_samples`)."""
+        return ar_samples(self.model, batch, max_items)
+
     def configure_optimizers(self) -> dict:
         return optimizers(self)
 
@@ -120,13 +124,7 @@ class ValleNARTask(L.LightningModule):
         self.model = ValleNAR(init_task(self, self.TASK))
 
     def plan_generator(self, split: str, batch_idx: int) -> torch.Generator:
-        if split == "train":
-            accumulate = self.trainer.accumulate_grad_batches if self._trainer is not None else 1
-            numbers = (_TRAIN, self.global_step, batch_idx % accumulate)
-        else:
-            numbers = (_VAL, batch_idx)
-        seed = mixed_seed(self.hparams.seed, self.global_rank, *numbers)
-        return torch.Generator(device=self.device).manual_seed(seed)
+        return step_generator(self, split, batch_idx)
 
     def predict_codes(self, batch: Batch, split: str, batch_idx: int) -> CodebookPrediction:
         generator = self.plan_generator(split, batch_idx)
@@ -137,6 +135,10 @@ class ValleNARTask(L.LightningModule):
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         train_or_val_step(self, self.predict_codes(batch, "val", batch_idx), "val")
+
+    def sample_features(self, batch: Batch, max_items: int) -> list[tuple[str, torch.Tensor]]:
+        """Audio samples of validation (see `ttsframe.training.audio_samples`)."""
+        return nar_samples(self.model, batch, max_items)
 
     def configure_optimizers(self) -> dict:
         return optimizers(self)

@@ -1,0 +1,101 @@
+"""MELLE model: shapes for r = 1 and r = 4 on uneven lengths, padding invariance, normalisation."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from ttsframe.models.melle.latent import frames_to_groups, groups_to_frames
+from ttsframe.models.melle.model import Melle, MelleConfig
+from ttsframe.models.melle.presets import PRESETS, get_preset, melle_tiny
+
+VOCAB, M = 12, 16
+
+
+def model(r=1, **changes):
+    torch.manual_seed(0)
+    return Melle(dataclasses.replace(melle_tiny(VOCAB, n_mels=M), reduction_factor=r, **changes))
+
+
+def batch(frame_lengths=(13, 6, 9), token_lengths=(7, 3, 5), seed=0):
+    g = torch.Generator().manual_seed(seed)
+    B, T, L = len(frame_lengths), max(frame_lengths), max(token_lengths)
+    tokens = torch.randint(1, VOCAB, (B, L), generator=g)
+    tokens = tokens * (torch.arange(L) < torch.tensor(token_lengths)[:, None])
+    mel = torch.randn(B, T, M, generator=g) - 4.0
+    return tokens, torch.tensor(token_lengths), mel, torch.tensor(frame_lengths)
+
+
+@pytest.mark.parametrize("r", [1, 4])
+def test_forward_shapes_and_stop_targets(r):
+    tokens, token_lengths, mel, frame_lengths = batch()
+    p = model(r)(tokens, token_lengths, mel, frame_lengths)
+    steps = -(-13 // r)
+    for name in ("coarse", "refined", "mu", "logvar", "target"):
+        assert getattr(p, name).shape == (3, 13, M), name
+    assert p.stop_logits.shape == p.stop_targets.shape == p.step_mask.shape == (3, steps)
+    assert p.frame_mask.sum(1).tolist() == [13, 6, 9]
+    expected_steps = [-(-n // r) for n in (13, 6, 9)]
+    assert p.step_mask.sum(1).tolist() == expected_steps
+    assert p.stop_targets.sum(1).tolist() == [1.0, 1.0, 1.0]
+    assert p.stop_targets.argmax(1).tolist() == [n - 1 for n in expected_steps]
+    assert (p.refined[~p.frame_mask] == 0).all() and (p.target[~p.frame_mask] == 0).all()
+
+
+def test_groups_round_trip_with_padding():
+    mel = torch.randn(2, 7, 3)
+    groups = frames_to_groups(mel, 4)  # (2, 2, 12)
+    assert groups.shape == (2, 2, 12)
+    torch.testing.assert_close(groups[:, 0, 3:6], mel[:, 1])  # group 0 holds frames 0..3 in order
+    back = groups_to_frames(groups, 4)
+    torch.testing.assert_close(back[:, :7], mel)
+    assert (back[:, 7:] == 0).all()
+
+
+@pytest.mark.parametrize("r", [1, 4])
+def test_padding_and_other_rows_change_nothing(r):
+    net = model(r).eval()
+    tokens, token_lengths, mel, frame_lengths = batch()
+    steps, big_steps = -(-13 // r), -(-22 // r)
+    noise = torch.randn(3, big_steps, r * M, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        together = net(tokens, token_lengths, mel, frame_lengths, noise=noise[:, :steps])
+        # Row 1 alone, cut to its own lengths...
+        alone = net(tokens[1:2, :3], token_lengths[1:2], mel[1:2, :6], frame_lengths[1:2],
+                    noise=noise[1:2, : -(-6 // r)])
+        # ...and the batch with 9 more padding frames full of garbage.
+        big_tokens = torch.cat([tokens, torch.full((3, 4), 5)], 1)
+        big_mel = torch.cat([mel, torch.full((3, 9, M), 50.0)], 1)
+        big_mel[1, 6:] = -80.0
+        padded = net(big_tokens, token_lengths, big_mel, frame_lengths, noise=noise)
+    for name in ("coarse", "refined", "mu", "logvar"):
+        a, b, c = getattr(alone, name)[0], getattr(together, name)[1, :6], getattr(padded, name)[1, :6]
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(b, c, atol=1e-5, rtol=1e-5)
+    n_steps = -(-6 // r)
+    torch.testing.assert_close(alone.stop_logits[0], together.stop_logits[1, :n_steps], atol=1e-5, rtol=1e-5)
+
+
+def test_normalisation_round_trip_and_postnet_starts_as_identity():
+    net = model()
+    mean, std = torch.linspace(-6, -2, M), torch.linspace(0.5, 2, M)
+    net.set_mel_stats(mean, std)
+    assert bool(net.mel_stats_fitted)
+    mel = torch.randn(2, 5, M) * 2 - 4
+    torch.testing.assert_close(net.denormalize(net.normalize(mel)), mel)
+    assert {"mel_mean", "mel_std", "mel_stats_fitted"} <= set(net.state_dict())
+    tokens, token_lengths, mel, frame_lengths = batch()
+    p = net(tokens, token_lengths, mel, frame_lengths)
+    torch.testing.assert_close(p.refined, p.coarse.masked_fill(~p.frame_mask[..., None], 0))  # zero-init last conv
+    with pytest.raises(ValueError, match="positive"):
+        net.set_mel_stats(mean, torch.zeros(M))
+
+
+def test_presets_and_config_checks():
+    assert set(PRESETS) == {"melle_tiny", "melle_base"}
+    base = get_preset("melle_base", VOCAB)
+    assert (base.n_layers, base.n_heads, base.d_model, base.ffn_dim) == (12, 16, 1024, 4096)
+    with pytest.raises(ValueError, match="valid: melle_tiny, melle_base"):
+        get_preset("melle_huge", VOCAB)
+    with pytest.raises(ValueError, match="reduction_factor"):
+        MelleConfig(vocab_size=VOCAB, reduction_factor=5)

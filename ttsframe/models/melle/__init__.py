@@ -1,0 +1,1 @@
+"""MELLE: autoregressive language model over continuous mel frames (no vector quantization)."""

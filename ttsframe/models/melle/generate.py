@@ -1,0 +1,190 @@
+"""MELLE inference: batched autoregressive generation of mel groups with a KV cache.
+
+Zero-shot continuation as in the paper: the model reads [prompt phonemes + target phonemes ;
+BOS, prompt mel groups] and continues the mel, r frames per step, until the stop probability
+passes a threshold or the row spends its frame budget (tied to its number of target phonemes).
+Each step samples the latent z = mu + temperature * sigma * eps (temperature 0: z = mu); the
+post-net then refines the generated frames, and only the target part comes back, as log-mel.
+
+The acoustic prompt is cut to a whole number of groups (its last T mod r frames are dropped):
+training never feeds a partly padded group as input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ttsframe.models.melle.latent import frames_to_groups, groups_to_frames
+from ttsframe.models.melle.model import Melle, steps_for
+from ttsframe.models.valle.packing import lengths_to_mask, pack_segments
+
+
+@dataclass(frozen=True)
+class MelleSamplingOptions:
+    """How to sample the latents and when to stop.
+
+    Attributes:
+        temperature: scales sigma in z = mu + temperature * sigma * eps; 0 uses mu (no noise).
+        stop_threshold: a row ends after the step whose stop probability exceeds this.
+        max_frames_per_token: frame budget per target phoneme (the hard length limit).
+        min_frames: no stop is taken before this many frames exist.
+        seed: seeds the generator that generation creates (eps draws).
+    """
+
+    temperature: float = 1.0
+    stop_threshold: float = 0.5
+    max_frames_per_token: float = 20.0
+    min_frames: int = 1
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0.0 < self.stop_threshold < 1.0:
+            raise ValueError(f"stop_threshold must be in (0, 1), got {self.stop_threshold}")
+        if self.max_frames_per_token <= 0:
+            raise ValueError(f"max_frames_per_token must be > 0, got {self.max_frames_per_token}")
+
+    def max_frames(self, n_tokens: torch.Tensor) -> torch.Tensor:
+        """Per-row frame budget from the number of target phonemes, (B,) -> (B,) long, >= 1."""
+        return torch.ceil(n_tokens.to(torch.float64) * self.max_frames_per_token).long().clamp(min=1)
+
+    def generator(self, device: torch.device | str = "cpu") -> torch.Generator:
+        return torch.Generator(device=device).manual_seed(self.seed)
+
+
+@contextlib.contextmanager
+def _inference(model: nn.Module):
+    """eval() and no autograd for the duration; the model's mode is restored after."""
+    mode = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        model.train(mode)
+
+
+def generate_mel(
+    model: Melle,
+    tokens: torch.Tensor,
+    token_lengths: torch.Tensor,
+    prompt_mel: torch.Tensor,
+    prompt_lengths: torch.Tensor,
+    options: MelleSamplingOptions,
+    max_frames: torch.Tensor | None = None,
+    use_cache: bool = True,
+) -> list[torch.Tensor]:
+    """Generates mel frames until each row stops or spends its budget.
+
+    Rows run as one batch; a finished row keeps being fed (its outputs are discarded) until
+    every row is done. Every step draws eps for every row, so the seed fixes the output.
+
+    Args:
+        model: the MELLE model.
+        tokens: (B, L) phonemes (zero-shot: prompt text then target text), padded.
+        token_lengths: (B,).
+        prompt_mel: (B, Tp, M) log-mel of the acoustic prompt (Tp may be 0), padded.
+        prompt_lengths: (B,) real prompt frames.
+        options: sampling settings.
+        max_frames: (B,) frame budget per row; default ``options.max_frames(token_lengths)``
+            (pass the target phonemes' budget when tokens include the prompt text).
+        use_cache: False recomputes the whole prefix at every step (the reference the cached
+            path must match; quadratic cost).
+
+    Returns:
+        B tensors (T_i, M): post-net refined log-mel of the generated frames, target only.
+    """
+    r, device = model.config.reduction_factor, tokens.device
+    token_lengths, prompt_lengths = token_lengths.to(device), prompt_lengths.to(device)
+    max_frames = (options.max_frames(token_lengths) if max_frames is None else max_frames).to(device).long()
+    max_steps = steps_for(max_frames, r)  # (B,)
+    n_steps, min_steps = int(max_steps.max()), math.ceil(options.min_frames / r)
+    generator = options.generator(device)
+    with _inference(model):
+        prompt_groups, prompt_steps = _prompt_groups(model, prompt_mel.to(device), prompt_lengths)
+        cache = None
+        if use_cache:
+            cache = model.transformer.new_cache(max_length=int((token_lengths + prompt_steps + 1).max()) + n_steps)
+        hidden = model.prefill(tokens, token_lengths, prompt_groups, prompt_steps, cache)  # (B, D)
+        batch = tokens.shape[0]
+        generated = hidden.new_zeros(batch, n_steps, model.config.group_dim)  # (B, steps, rM)
+        steps = max_steps.clone()  # rows that never stop keep their whole budget
+        finished = torch.zeros_like(steps, dtype=torch.bool)
+        for step in range(n_steps):
+            noise = torch.randn(batch, generated.shape[2], generator=generator, device=device) * options.temperature
+            group, stop_logit = model.predict_step(hidden, noise)  # (B, rM), (B,)
+            generated[:, step] = group
+            stops = (torch.sigmoid(stop_logit) > options.stop_threshold) & ~finished & (step + 1 >= min_steps)
+            steps = torch.where(stops, step + 1, steps)
+            finished = finished | stops | (step + 1 >= max_steps)
+            if bool(finished.all()):
+                break
+            if use_cache:
+                hidden = model.decode_step(group, prompt_steps + 1 + step, cache)
+            else:
+                known = step + 1
+                prefix = pack_segments([prompt_groups, generated[:, :known]],
+                                       [prompt_steps, torch.full_like(prompt_steps, known)]).values
+                hidden = model.prefill(tokens, token_lengths, prefix, prompt_steps + known)
+        frame_lengths = torch.minimum(steps * r, max_frames)  # (B,)
+        frames = groups_to_frames(generated[:, : int(steps.max())], r)  # (B, T, M)
+        mels = model.denormalize(model.refine(frames, frame_lengths))
+    return [row[:n].clone() for row, n in zip(mels.clone(), frame_lengths.tolist())]
+
+
+def _prompt_groups(model: Melle, prompt_mel: torch.Tensor, prompt_lengths: torch.Tensor):
+    """(B, Tp, M) log-mel -> normalised whole groups (B, G, r * M) and their counts (B,)."""
+    r = model.config.reduction_factor
+    steps = torch.div(prompt_lengths.long(), r, rounding_mode="floor")  # drop a partial last group
+    frames = prompt_mel.shape[1]
+    mel = model.normalize(prompt_mel.float()).masked_fill(~lengths_to_mask(steps * r, frames)[..., None], 0.0)
+    groups = frames_to_groups(mel, r)[:, : int(steps.max()) if len(steps) else 0]
+    return groups, steps
+
+
+def synthesize_mel(
+    model: Melle,
+    text_tokens: Sequence[torch.Tensor],
+    prompt_tokens: Sequence[torch.Tensor],
+    prompt_mels: Sequence[torch.Tensor],
+    options: MelleSamplingOptions,
+    use_cache: bool = True,
+) -> list[torch.Tensor]:
+    """Zero-shot synthesis of log-mel for a batch of items.
+
+    Item i reads phonemes ``prompt_tokens[i] + text_tokens[i]`` and continues the acoustic
+    prompt ``prompt_mels[i]``; its frame budget comes from the target phoneme count only.
+
+    Args:
+        model: the MELLE model.
+        text_tokens: per item (L_i,) target phonemes.
+        prompt_tokens: per item (Lp_i,) phonemes of the prompt's transcript.
+        prompt_mels: per item (Tp_i, M) log-mel of the prompt audio.
+        options: sampling settings.
+
+    Returns:
+        Per item (T_i, M) log-mel of the target speech only.
+    """
+    if not len(text_tokens) == len(prompt_tokens) == len(prompt_mels):
+        raise ValueError("text_tokens, prompt_tokens and prompt_mels must have one entry per item")
+    device = next(model.parameters()).device
+    tokens, token_lengths = _pad_stack([torch.cat([p, t]).long() for p, t in zip(prompt_tokens, text_tokens)], device)
+    prompts, prompt_lengths = _pad_stack([m.float().T for m in prompt_mels], device)  # (B, M, Tp)
+    target_lengths = torch.tensor([len(t) for t in text_tokens], device=device)
+    return generate_mel(model, tokens, token_lengths, prompts.transpose(1, 2), prompt_lengths, options,
+                        options.max_frames(target_lengths), use_cache)
+
+
+def _pad_stack(items: Sequence[torch.Tensor], device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pads tensors on their last axis with 0 and stacks: -> (B, ..., T_max), lengths (B,)."""
+    lengths = torch.tensor([item.shape[-1] for item in items], dtype=torch.long, device=device)
+    longest = int(lengths.max()) if len(items) else 0
+    return torch.stack([F.pad(item.to(device), (0, longest - item.shape[-1])) for item in items]), lengths

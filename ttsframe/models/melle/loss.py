@@ -1,0 +1,131 @@
+"""What MELLE predicts, and its training objective (Meng et al., 2024, sec. 3.3):
+
+    L = L_reg + lambda * L_KL + beta * L_flux + gamma * L_stop
+
+All spectrogram terms are computed in the model's normalised mel space, over the real frames
+only (``frame_mask``), as means over (frame, mel bin) elements. The paper writes each term as a
+sum over the same (frame, bin) elements, so one common normaliser keeps the paper's relative
+weights lambda and beta while making the loss independent of batch size and utterance length.
+
+* L_reg: L1 + squared L2 between the target y and both the coarse prediction y' (the latent
+  module's output) and the post-net output y'':
+  |y' - y| + (y' - y)^2 + |y'' - y| + (y'' - y)^2.
+* L_KL: KL between the predicted Gaussian N(mu, diag sigma^2) and N(y, I), a unit Gaussian
+  around the target frame. Per dimension, KL(N(m1, s1^2) || N(m2, s2^2)) =
+  log(s2 / s1) + (s1^2 + (m1 - m2)^2) / (2 s2^2) - 1/2; with m2 = y, s2 = 1:
+  KL = 1/2 (sigma^2 + (mu - y)^2 - 1 - log sigma^2) >= 0 (zero iff mu = y and sigma = 1).
+  It pulls mu onto the target while keeping sigma near 1, so sampling at inference adds
+  variation without drifting.
+* L_flux: the spectrogram-flux term, -|mu_t - y_{t-1}|: the negative L1 distance between the
+  predicted mean of frame t and the previous *target* frame (t >= 1). It is <= 0 and rewards
+  predictions that move away from the last frame, against the static, over-smoothed frames that
+  regression losses favour (and that make an AR model loop). It is linear in mu, so the
+  quadratic pull of L_KL and L_reg keeps the total bounded below.
+* L_stop: binary cross-entropy of the per-step stop logit (1 on the step that holds the last
+  frame), with ``stop_pos_weight`` on the positives (one per utterance against hundreds of
+  negatives); mean over real steps.
+
+Defaults: lambda (kl_weight) = 0.1 and beta (flux_weight) = 0.5, MELLE's values as we read
+them (the paper's text was not at hand to re-check; the public re-implementation Shy-98/MELLE
+uses the same effective weights: 0.05 on twice the KL, 0.5 on the flux). gamma (stop_weight) = 1
+and stop_pos_weight = 100 are our choices (that re-implementation uses pos_weight 20).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class MellePrediction:
+    """Teacher-forced predictions of `Melle.forward`, normalised mel space.
+
+    Attributes:
+        coarse: (B, T, M) y', the latent module's frames (before the post-net).
+        refined: (B, T, M) y'', after the post-net.
+        mu, logvar: (B, T, M) the predicted Gaussian per frame.
+        target: (B, T, M) y, the normalised target frames (zeros past each length).
+        frame_mask: (B, T) bool, True at real frames.
+        stop_logits: (B, S) one per decoder step (S = ceil(T / r)).
+        stop_targets: (B, S) float, 1 at each row's last step.
+        step_mask: (B, S) bool, True at real steps.
+    """
+
+    coarse: torch.Tensor
+    refined: torch.Tensor
+    mu: torch.Tensor
+    logvar: torch.Tensor
+    target: torch.Tensor
+    frame_mask: torch.Tensor
+    stop_logits: torch.Tensor
+    stop_targets: torch.Tensor
+    step_mask: torch.Tensor
+
+
+@dataclass
+class MelleLossConfig:
+    kl_weight: float = 0.1  # lambda
+    flux_weight: float = 0.5  # beta
+    stop_weight: float = 1.0  # gamma
+    stop_pos_weight: float = 100.0  # BCE weight of the single positive (end) step
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of (B, T, M) values over the (B, T) positions where mask is True (selected, not
+    multiplied: an inf or NaN at padding stays out)."""
+    count = (mask.sum() * values.shape[-1]).clamp(min=1).to(values.dtype)
+    return torch.where(mask[..., None], values, 0.0).sum() / count
+
+
+def regression_loss(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """L1 + squared L2 per element, masked mean. prediction, target (B, T, M); mask (B, T)."""
+    error = prediction - target
+    return _masked_mean(error.abs() + error.pow(2), mask)
+
+
+def kl_loss(mu: torch.Tensor, logvar: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(target, I)) per element, masked mean (see the module docstring)."""
+    kl = 0.5 * (logvar.exp() + (mu - target).pow(2) - 1.0 - logvar)
+    return _masked_mean(kl, mask)
+
+
+def flux_loss(mu: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """-|mu_t - y_{t-1}| per element over frames t >= 1, masked mean; <= 0."""
+    return -_masked_mean((mu[:, 1:] - target[:, :-1]).abs(), mask[:, 1:])
+
+
+def stop_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, pos_weight: float) -> torch.Tensor:
+    """Positive-weighted BCE with logits, mean over the real steps. All (B, S)."""
+    weight = torch.tensor(pos_weight, dtype=logits.dtype, device=logits.device)
+    per_step = F.binary_cross_entropy_with_logits(logits, targets, pos_weight=weight, reduction="none")
+    return torch.where(mask, per_step, 0.0).sum() / mask.sum().clamp(min=1).to(per_step.dtype)
+
+
+def melle_loss(prediction: MellePrediction, config: MelleLossConfig | None = None) -> dict[str, torch.Tensor]:
+    """Every term and the weighted total.
+
+    Returns:
+        {"loss", "reg", "reg_coarse", "reg_refined", "kl", "flux", "stop", "stop_accuracy"}:
+        scalars; "reg" = reg_coarse + reg_refined; "loss" = reg + kl_weight * kl +
+        flux_weight * flux + stop_weight * stop. "stop_accuracy" (detached) is the share of real
+        steps whose stop decision (logit > 0) is right.
+    """
+    config = config or MelleLossConfig()
+    p = prediction
+    target, mask = p.target.float(), p.frame_mask
+    mu, logvar = p.mu.float(), p.logvar.float()
+    reg_coarse = regression_loss(p.coarse.float(), target, mask)
+    reg_refined = regression_loss(p.refined.float(), target, mask)
+    kl = kl_loss(mu, logvar, target, mask)
+    flux = flux_loss(mu, target, mask)
+    stop = stop_loss(p.stop_logits.float(), p.stop_targets.float(), p.step_mask, config.stop_pos_weight)
+    reg = reg_coarse + reg_refined
+    total = reg + config.kl_weight * kl + config.flux_weight * flux + config.stop_weight * stop
+    with torch.no_grad():
+        right = ((p.stop_logits > 0) == (p.stop_targets > 0.5)) & p.step_mask
+        stop_accuracy = right.sum() / p.step_mask.sum().clamp(min=1)
+    return {"loss": total, "reg": reg, "reg_coarse": reg_coarse, "reg_refined": reg_refined, "kl": kl,
+            "flux": flux, "stop": stop, "stop_accuracy": stop_accuracy.float()}

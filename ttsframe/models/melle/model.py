@@ -1,0 +1,231 @@
+"""MELLE: a decoder-only language model over continuous mel frames (Meng et al., 2024,
+"Autoregressive Speech Synthesis without Vector Quantization").
+
+One causal transformer reads a packed row [phonemes_i ; BOS, mel groups_i ; pad ...] (see
+`ttsframe.models.valle.packing`), each segment starting at rotary position 0. The hidden state
+at audio position j predicts mel group j (r frames, the reduction factor): the latent sampling
+module (`latent.py`) draws z ~ N(mu, sigma^2) and maps it to the coarse frames y'; a stop head
+says whether group j is the last; a convolutional post-net (`postnet.py`) refines the whole
+coarse spectrogram into y''. Training is teacher-forced: the input at position j >= 1 is the
+pre-net of the *target* group j - 1. The loss lives in `loss.py`, decoding in `generate.py`.
+
+Normalisation. The model works on per-bin standardised log-mel, (mel - mean) / std, and
+returns log-mel again from `denormalize`. ``mel_mean`` and ``mel_std`` (n_mels,) are buffers,
+so they travel with the weights (checkpoint, release). They start as 0 / 1 (identity) with
+``mel_stats_fitted`` False; the training task fits them on the training shards before the
+first step (`task.fit_mel_stats`), or call `set_mel_stats` yourself.
+
+Reduction factor r: frame t belongs to group t // r; a row of T frames has ceil(T / r)
+groups, the last one zero-padded (those padding frames are masked out of every loss, so
+the model never learns what to put there: generation returns whole groups, at most r - 1
+frames past the predicted end).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ttsframe.models.melle.latent import LatentSampler, MelPrenet, frames_to_groups, groups_to_frames
+from ttsframe.models.melle.loss import MellePrediction
+from ttsframe.models.melle.postnet import PostNet
+from ttsframe.models.valle.packing import PackedRows, lengths_to_mask, pack_segments, take_segment
+from ttsframe.modules.kv_cache import KVCache
+from ttsframe.modules.transformer import Transformer, TransformerConfig
+
+
+@dataclass
+class MelleConfig:
+    vocab_size: int  # phoneme vocabulary, <pad> = 0
+    n_mels: int = 80
+    reduction_factor: int = 1  # frames read and predicted per decoder step (1..4)
+    d_model: int = 1024
+    n_heads: int = 16
+    n_layers: int = 12
+    ffn_dim: int = 4096
+    dropout: float = 0.1  # transformer, latent MLP and post-net
+    activation: str = "gelu"  # or "swiglu"
+    bias: bool = True
+    rope_base: float = 10_000.0
+    prenet_dim: int = 256
+    prenet_dropout: float = 0.5
+    latent_hidden: int = 256  # residual MLP that maps the sampled latent to mel frames
+    postnet_channels: int = 256
+    postnet_kernel: int = 5
+    postnet_layers: int = 5
+
+    def __post_init__(self):
+        if not 1 <= self.reduction_factor <= 4:
+            raise ValueError(f"reduction_factor must be in 1..4, got {self.reduction_factor}")
+
+    @property
+    def group_dim(self) -> int:
+        """Width of one decoder step's frames: r * n_mels."""
+        return self.reduction_factor * self.n_mels
+
+    def transformer_config(self) -> TransformerConfig:
+        return TransformerConfig(
+            d_model=self.d_model, n_heads=self.n_heads, n_layers=self.n_layers, ffn_dim=self.ffn_dim,
+            dropout=self.dropout, causal=True, activation=self.activation, bias=self.bias,
+            rope_base=self.rope_base,
+        )
+
+
+def steps_for(frame_lengths: torch.Tensor, r: int) -> torch.Tensor:
+    """Decoder steps (groups) of rows with these frame counts: ceil(T / r), (B,) long."""
+    return torch.div(frame_lengths.long() + r - 1, r, rounding_mode="floor")
+
+
+class Melle(nn.Module):
+    """Text embedding + mel pre-net -> causal transformer -> latent sampler, stop head, post-net.
+
+    Args:
+        config: sizes; ``config.reduction_factor`` fixes the frames per step.
+    """
+
+    def __init__(self, config: MelleConfig):
+        super().__init__()
+        self.config = config
+        d_model, n_mels = config.d_model, config.n_mels
+        self.text_embedding = nn.Embedding(config.vocab_size, d_model)
+        nn.init.normal_(self.text_embedding.weight, std=0.02)
+        self.bos = nn.Parameter(torch.randn(d_model) * 0.02)  # learned input of the first audio step
+        self.prenet = MelPrenet(config.group_dim, config.prenet_dim, d_model, config.prenet_dropout)
+        self.transformer = Transformer(config.transformer_config())
+        self.latent = LatentSampler(d_model, config.group_dim, config.latent_hidden, config.dropout)
+        self.stop_head = nn.Linear(d_model, 1)
+        self.postnet = PostNet(n_mels, config.postnet_channels, config.postnet_kernel, config.postnet_layers,
+                               config.dropout)
+        self.register_buffer("mel_mean", torch.zeros(n_mels))
+        self.register_buffer("mel_std", torch.ones(n_mels))
+        self.register_buffer("mel_stats_fitted", torch.tensor(False))
+
+    # -- normalisation ---------------------------------------------------------------------
+    def set_mel_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Sets the per-bin log-mel statistics, (n_mels,) each; std must be > 0."""
+        if mean.shape != self.mel_mean.shape or std.shape != self.mel_std.shape:
+            raise ValueError(f"mel stats need shape ({self.config.n_mels},), "
+                             f"got {tuple(mean.shape)}, {tuple(std.shape)}")
+        if not bool((std > 0).all()):
+            raise ValueError("mel std must be positive")
+        self.mel_mean.copy_(mean)
+        self.mel_std.copy_(std)
+        self.mel_stats_fitted.fill_(True)
+
+    def normalize(self, mel: torch.Tensor) -> torch.Tensor:
+        """(..., M) log-mel -> standardised."""
+        return (mel - self.mel_mean) / self.mel_std
+
+    def denormalize(self, mel: torch.Tensor) -> torch.Tensor:
+        """(..., M) standardised -> log-mel."""
+        return mel * self.mel_std + self.mel_mean
+
+    # -- training ----------------------------------------------------------------------------
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        token_lengths: torch.Tensor,
+        mel: torch.Tensor,
+        frame_lengths: torch.Tensor,
+        noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> MellePrediction:
+        """Teacher-forced prediction of every mel group, then the post-net over the utterance.
+
+        Args:
+            tokens: (B, L) phoneme ids, padded; token_lengths: (B,).
+            mel: (B, T, M) log-mel (not normalised), padded (any value past the lengths).
+            frame_lengths: (B,) real frames per row.
+            noise: (B, S, r * M) the eps of the latent sampling, S = ceil(T / r); default a
+                standard normal draw from ``generator``.
+            generator: random source of that draw.
+
+        Returns:
+            `MellePrediction` over T frames and S steps (normalised mel space).
+        """
+        r = self.config.reduction_factor
+        batch, n_frames, _ = mel.shape
+        frame_mask = lengths_to_mask(frame_lengths, n_frames)  # (B, T)
+        target = self.normalize(mel.float()).masked_fill(~frame_mask[..., None], 0.0)  # (B, T, M)
+        groups = frames_to_groups(target, r)  # (B, S, rM)
+        n_steps = groups.shape[1]
+        steps = steps_for(frame_lengths, r)  # (B,)
+        # Input j is BOS (j = 0) or target group j - 1; the last group is never an input.
+        packed = self._pack(tokens, token_lengths, groups[:, :-1], steps - 1, pad_left=False)
+        hidden = self.transformer(packed.values, packed.positions, packed.padding_mask)  # (B, S_all, D)
+        audio_hidden = take_segment(hidden, packed.starts[:, 1], n_steps)  # (B, S, D)
+
+        if noise is None:
+            device = generator.device if generator is not None else mel.device
+            noise = torch.randn(groups.shape, generator=generator, device=device).to(mel.device)
+        coarse, mu, logvar = self.latent(audio_hidden, noise.to(audio_hidden.dtype))  # (B, S, rM) each
+        coarse, mu, logvar = (groups_to_frames(x, r)[:, :n_frames] for x in (coarse, mu, logvar))  # (B, T, M)
+        refined = self.postnet(coarse, frame_mask)  # (B, T, M)
+
+        step_mask = lengths_to_mask(steps, n_steps)  # (B, S)
+        stop_targets = torch.zeros(batch, n_steps, device=mel.device)
+        stop_targets = stop_targets.scatter(1, (steps - 1).clamp(min=0)[:, None], 1.0)
+        stop_logits = self.stop_head(audio_hidden).squeeze(-1)  # (B, S)
+        return MellePrediction(coarse, refined, mu, logvar, target, frame_mask, stop_logits, stop_targets, step_mask)
+
+    # -- generation ----------------------------------------------------------------------------
+    def prefill(
+        self,
+        tokens: torch.Tensor,
+        token_lengths: torch.Tensor,
+        groups: torch.Tensor,
+        group_lengths: torch.Tensor,
+        cache: KVCache | None = None,
+    ) -> torch.Tensor:
+        """Runs [phonemes ; BOS, groups] (rows left-padded) and returns the last hidden state.
+
+        With an empty cache this fills it for `decode_step`; without one it is a plain
+        (uncached) forward, which generation can repeat over a growing prefix.
+
+        Args:
+            tokens: (B, L) phonemes (prompt text + target text); token_lengths: (B,).
+            groups: (B, G, r * M) normalised mel groups already known (the acoustic prompt, and
+                in the uncached path the groups generated so far); G may be 0.
+            group_lengths: (B,) real groups per row.
+            cache: an empty cache from ``self.transformer.new_cache``, or None.
+
+        Returns:
+            (B, D) hidden state at each row's last position: it predicts group
+            ``group_lengths`` (counting from 0), whose input position is ``group_lengths + 1``.
+        """
+        packed = self._pack(tokens, token_lengths, groups, group_lengths, pad_left=True)
+        hidden = self.transformer(packed.values, packed.positions, packed.padding_mask, cache=cache)
+        return hidden[:, -1]
+
+    def decode_step(self, group: torch.Tensor, positions: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Feeds one group per row after `prefill`.
+
+        Args:
+            group: (B, r * M) the normalised group predicted at the previous step.
+            positions: (B,) its audio positions.
+            cache: the cache `prefill` filled; extended in place.
+
+        Returns:
+            (B, D) the hidden state that predicts the next group.
+        """
+        x = self.prenet(group[:, None])  # (B, 1, D)
+        return self.transformer(x, positions[:, None], cache=cache)[:, -1]
+
+    def predict_step(self, hidden: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, D) hidden, (B, r * M) eps -> coarse group (B, r * M), stop logit (B,)."""
+        coarse, _, _ = self.latent(hidden, noise.to(hidden.dtype))
+        return coarse, self.stop_head(hidden).squeeze(-1)
+
+    def refine(self, coarse: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
+        """Post-net over generated frames: (B, T, M) normalised -> (B, T, M), zeros past lengths."""
+        return self.postnet(coarse, lengths_to_mask(frame_lengths, coarse.shape[1]))
+
+    def _pack(self, tokens, token_lengths, groups, group_lengths, pad_left: bool) -> PackedRows:
+        """[text ; BOS, prenet(groups)] per row; audio lengths are group_lengths + 1."""
+        batch = tokens.shape[0]
+        text = self.text_embedding(tokens)  # (B, L, D)
+        bos = self.bos.to(text.dtype).expand(batch, 1, -1)  # (B, 1, D)
+        audio = torch.cat([bos, self.prenet(groups.to(text.dtype))], dim=1)  # (B, G + 1, D)
+        return pack_segments([text, audio], [token_lengths, group_lengths + 1], pad_left=pad_left)

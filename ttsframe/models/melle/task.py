@@ -1,0 +1,179 @@
+"""Lightning training task of MELLE: `MelleTask` trains `Melle` with `loss.melle_loss`.
+
+Checkpoint contract (synthesis and release read it): `state_dict` keys are `model.<Melle
+parameter or buffer name>` (the buffers `mel_mean`, `mel_std`, `mel_stats_fitted` included);
+`hyper_parameters` holds `model_config` (the `MelleConfig` fields), `optim`, `seed`, `loss`
+(`MelleLossConfig` fields or None for the defaults), `mel` (the data's `MelConfig` fields, set
+when training starts on shards), `stats_utterances`, `family` ("melle") and `task` ("melle").
+
+Mel statistics: before the first step of a fresh run (`on_fit_start`, after any checkpoint
+restore) the per-bin mean and std of the log-mel are computed from the first
+``stats_utterances`` utterances of the training shards in index order, identical on every rank
+and independent of the seed; a resumed run keeps the ones in its checkpoint.
+
+Determinism: the latent sampling draws its eps from a generator seeded by (seed, rank, step,
+micro-batch) in training and (seed, rank, batch index) in validation, so exact resume holds and
+every validation pass sees the same noise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_only
+
+from ttsframe.data.collate import Batch
+from ttsframe.data.dataset import ShardStream
+from ttsframe.models.melle.loss import MelleLossConfig, MellePrediction, melle_loss
+from ttsframe.models.melle.model import Melle, MelleConfig
+from ttsframe.models.melle.presets import get_preset
+from ttsframe.models.melle.samples import melle_samples
+from ttsframe.training.optim import build_optimizer
+from ttsframe.training.resume import step_generator
+
+FAMILY = "melle"
+ARCH_OVERRIDES = ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout")
+MIN_MEL_STD = 0.1  # floor of the per-bin std (log units): a bin that never moves is not blown up
+
+
+def model_config(preset: str, vocab_size: int, n_codebooks: int | None = 0, codebook_size: int | None = 0,
+                 **overrides) -> dict:
+    """`MelleConfig` fields of a preset, with the non-None `overrides` applied.
+
+    The codebook arguments exist for the train stage's common call; MELLE reads mel frames,
+    so they must be 0 or None.
+    """
+    if n_codebooks:
+        raise ValueError(f"MELLE models mel frames, but the data has {n_codebooks} codebooks (use codec=mel)")
+    unknown = set(overrides) - set(ARCH_OVERRIDES)
+    if unknown:
+        raise ValueError(f"unknown MELLE overrides {sorted(unknown)}; valid: {', '.join(ARCH_OVERRIDES)}")
+    config = get_preset(preset, vocab_size)
+    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    return dataclasses.asdict(config)
+
+
+def mel_statistics(mels, min_std: float = MIN_MEL_STD) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Per-bin mean and std over all frames of (T_i, M) log-mels; returns (mean, std, frames)."""
+    total = square = None
+    frames = 0
+    for mel in mels:
+        mel = mel.double()
+        total = mel.sum(0) if total is None else total + mel.sum(0)
+        square = mel.pow(2).sum(0) if square is None else square + mel.pow(2).sum(0)
+        frames += mel.shape[0]
+    if not frames:
+        raise ValueError("no mel frames to compute statistics from")
+    mean = total / frames
+    std = (square / frames - mean.pow(2)).clamp(min=0).sqrt().clamp(min=min_std)
+    return mean.float(), std.float(), frames
+
+
+def shard_data(datamodule) -> object | None:
+    """The shard data module behind the trainer's (possibly wrapped, e.g. `ResumableData`)."""
+    while datamodule is not None and not hasattr(datamodule, "shard_dir"):
+        datamodule = getattr(datamodule, "data", None)
+    return datamodule
+
+
+class MelleTask(L.LightningModule):
+    """Trains `Melle`: teacher-forced mel groups, regression + KL + flux + stop losses.
+
+    Args:
+        model_config: `MelleConfig` fields (`model_config()` gives a preset's).
+        optim: `OptimConfig` fields.
+        seed: base seed of the latent noise.
+        loss: `MelleLossConfig` fields; None keeps the defaults.
+        mel: the data's `MelConfig` fields (filled from the shards' index when training starts).
+        stats_utterances: training utterances the mel statistics are computed from.
+    """
+
+    FAMILY, TASK, FEATURE = FAMILY, "melle", "mel"
+    build_model_config = staticmethod(model_config)
+
+    def __init__(self, model_config: dict, optim: dict | None = None, seed: int = 0, loss: dict | None = None,
+                 mel: dict | None = None, stats_utterances: int = 1000):
+        super().__init__()
+        self.save_hyperparameters()
+        self.hparams["family"], self.hparams["task"] = FAMILY, self.TASK
+        self.model = Melle(MelleConfig(**model_config))
+        self.loss_config = MelleLossConfig(**(loss or {}))
+
+    # -- data checks and statistics --------------------------------------------------------
+    def on_fit_start(self) -> None:
+        data = shard_data(self.trainer.datamodule) if self._trainer is not None else None
+        if data is not None:
+            self.check_data(data)
+        if bool(self.model.mel_stats_fitted):
+            return
+        if data is None:
+            warnings.warn("MelleTask: no training shards to compute mel statistics from and none set "
+                          "(model.set_mel_stats); training on unnormalised log-mel")
+            return
+        self.fit_mel_stats(data.shard_dir, data.splits["train"])
+
+    def check_data(self, data) -> None:
+        """Fails on shards that do not hold mel frames of the model's size; records their mel config."""
+        if data.feature != self.FEATURE:
+            raise ValueError(f"{data.shard_dir}: the shards hold `{data.feature}`, MELLE needs mel frames (codec=mel)")
+        mel = data.codec.get("mel")
+        n_mels = (mel or {}).get("n_mels", data.codec.get("dim"))
+        if n_mels is not None and int(n_mels) != self.model.config.n_mels:
+            raise ValueError(f"{data.shard_dir}: the shards have {n_mels} mel bins, the model "
+                             f"{self.model.config.n_mels}")
+        if mel is not None and self.hparams.mel is None:
+            self.hparams["mel"] = dict(mel)
+
+    def fit_mel_stats(self, shard_dir: str | Path, split: str = "train") -> None:
+        """Sets the model's mel statistics from the split's first `stats_utterances` utterances."""
+        stream = ShardStream(shard_dir, split, rank=0, world_size=1)
+        items = itertools.islice(iter(stream), self.hparams.stats_utterances)
+        mean, std, frames = mel_statistics(item["mel"] for item in items)
+        self.model.set_mel_stats(mean.to(self.device), std.to(self.device))
+        _print(f"melle: mel statistics from {frames} frames of {shard_dir}/{split} "
+               f"(mean {float(mean.mean()):.2f}, std {float(std.mean()):.2f} on average over bins)")
+
+    # -- steps -----------------------------------------------------------------------------
+    def noise_generator(self, split: str, batch_idx: int) -> torch.Generator:
+        return step_generator(self, split, batch_idx)
+
+    def predict_mel(self, batch: Batch, split: str, batch_idx: int) -> MellePrediction:
+        generator = self.noise_generator(split, batch_idx)
+        return self.model(batch.tokens, batch.token_lengths, batch.mel, batch.frame_lengths, generator=generator)
+
+    def step(self, batch: Batch, batch_idx: int, split: str) -> torch.Tensor:
+        prediction = self.predict_mel(batch, split, batch_idx)
+        metrics = melle_loss(prediction, self.loss_config)
+        train = split == "train"
+        weight = 1 if train else max(int(prediction.frame_mask.sum()), 1)  # (no GPU sync in training)
+        options = dict(on_step=train, on_epoch=not train, batch_size=weight, sync_dist=not train)
+        self.log(f"{split}/loss", metrics["loss"].detach(), prog_bar=True, **options)
+        self.log_dict({f"{split}/{k}": v.detach() for k, v in metrics.items() if k != "loss"}, **options)
+        if train:
+            self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, batch_size=1)
+        return metrics["loss"]
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        return self.step(batch, batch_idx, "train")
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self.step(batch, batch_idx, "val")
+
+    def sample_features(self, batch: Batch, max_items: int) -> list[tuple[str, torch.Tensor]]:
+        """Audio samples of validation (see `ttsframe.training.audio_samples`)."""
+        return melle_samples(self.model, batch, max_items)
+
+    def configure_optimizers(self) -> dict:
+        """AdamW + schedule; the cosine/linear horizon defaults to the trainer's max_steps."""
+        max_steps = self.trainer.max_steps if self._trainer is not None else -1
+        return build_optimizer(self.model, self.hparams.optim or {}, max(max_steps, 1))
+
+
+@rank_zero_only
+def _print(message: str) -> None:
+    print(message)
