@@ -56,6 +56,12 @@ def _launcher_schema(raw: dict, source: str) -> type:
     return LauncherConfig
 
 
+def _vocoder_schema(raw: dict, source: str) -> type:
+    from ttsframe.vocoders.config import VocoderConfig
+
+    return VocoderConfig
+
+
 # Config group -> function(raw yaml dict, source) -> the dataclass that validates it.
 GROUPS: dict[str, Callable[[dict, str], type]] = {
     "data": _data_schema,
@@ -64,6 +70,7 @@ GROUPS: dict[str, Callable[[dict, str], type]] = {
     "model": _model_schema,
     "trainer": _trainer_schema,
     "launcher": _launcher_schema,
+    "vocoder": _vocoder_schema,
 }
 
 

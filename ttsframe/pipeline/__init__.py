@@ -18,6 +18,7 @@ STAGE_KINDS: dict[str, str] = {
     "prepare": "ttsframe.pipeline.prepare",
     "tokenize": "ttsframe.pipeline.tokenize",
     "train": "ttsframe.pipeline.train",
+    "train_vocoder": "ttsframe.pipeline.train_vocoder",
     "synthesize": "ttsframe.pipeline.synthesize",
     "release": "ttsframe.pipeline.release",
 }

@@ -1,7 +1,8 @@
 """Vocoders: one explicit registry, imported lazily.
 
-A trained vocoder slots in by adding `"hifigan": "ttsframe.vocoders.hifigan:HiFiGAN"`; its class
-takes `(mel_config, **options)` like `GriffinLim`, e.g. `checkpoint=...`.
+Each class takes `(mel_config, **options)`: `build_vocoder("griffin_lim", mel, n_iter=60)`,
+`build_vocoder("hifigan", mel, checkpoint=None | "generator.safetensors" | "generator.pth.tar")`
+(None: the universal HiFi-GAN generator). Training a vocoder: `ttsframe.pipeline.train_vocoder`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from ttsframe.vocoders.base import Vocoder
 # name -> "module:Class"; the class is built as Class(mel_config, **options).
 VOCODERS: dict[str, str] = {
     "griffin_lim": "ttsframe.vocoders.griffin_lim:GriffinLim",
+    "hifigan": "ttsframe.vocoders.hifigan:HifiGanVocoder",
 }
 
 

@@ -73,7 +73,7 @@ def test_deterministic_and_batched(setup):
 def test_registry_and_input_checks(setup):
     cfg, _, gl = setup
     assert "griffin_lim" in VOCODERS
-    with pytest.raises(ConfigError, match="unknown vocoder `hifi`; valid vocoders: griffin_lim"):
+    with pytest.raises(ConfigError, match="unknown vocoder `hifi`; valid vocoders: griffin_lim, hifigan"):
         build_vocoder("hifi", cfg)
     with pytest.raises(ValueError, match="expected log-mel"):
         gl(torch.zeros(1, 64, 10))
