@@ -43,6 +43,7 @@ def generate_ar(
     prompt_lengths: torch.Tensor,
     options: SamplingOptions,
     max_frames: torch.Tensor | None = None,
+    min_frames: torch.Tensor | None = None,
 ) -> list[torch.Tensor]:
     """Samples first-codebook codes until each row emits EOS or spends its budget.
 
@@ -58,6 +59,7 @@ def generate_ar(
         options: sampling settings; the seed fixes the output.
         max_frames: (B,) frame budget per row; default ``options.max_frames(token_lengths)``
             (pass the target phoneme counts' budget when tokens include the prompt text).
+        min_frames: (B,) frames before EOS is allowed; default ``options.min_frames_for(token_lengths)``.
 
     Returns:
         B tensors (T_i,) of generated codes, EOS excluded.
@@ -67,6 +69,7 @@ def generate_ar(
     token_lengths, prompt_lengths = token_lengths.to(device), prompt_lengths.to(device)
     max_frames = (options.max_frames(token_lengths) if max_frames is None else max_frames).to(device).long()
     n_steps = int(max_frames.max())
+    min_frames = (options.min_frames_for(token_lengths) if min_frames is None else min_frames).to(device).long()
     generator = options.generator(device)
     with _inference(ar):
         prefill_length = int((token_lengths + prompt_lengths + 1).max())
@@ -76,8 +79,7 @@ def generate_ar(
         lengths = max_frames.clone()  # (B,) rows that never emit EOS keep their whole budget
         finished = torch.zeros_like(lengths, dtype=torch.bool)
         for step in range(n_steps):
-            if step < options.min_frames:
-                logits[:, eos] = -math.inf
+            logits[:, eos] = logits[:, eos].masked_fill(step < min_frames, -math.inf)
             next_ids = sample_next(logits, generated[:, :step], options, generator)  # (B,)
             ends_here = (next_ids == eos) & ~finished
             lengths = torch.where(ends_here, step, lengths)
@@ -162,7 +164,8 @@ def synthesize_codes(
     target_lengths = torch.tensor([len(t) for t in text_tokens], device=device)
     max_frames = options.max_frames(target_lengths)
 
-    codes1 = generate_ar(ar, tokens, token_lengths, prompts[:, 0], prompt_lengths, options, max_frames)
+    codes1 = generate_ar(ar, tokens, token_lengths, prompts[:, 0], prompt_lengths, options, max_frames,
+                         options.min_frames_for(target_lengths))
     codes1, frame_lengths = _pad_stack(codes1, device)  # (B, T)
     if codes1.shape[1] == 0:
         return [prompts.new_zeros(prompts.shape[1], 0) for _ in text_tokens]

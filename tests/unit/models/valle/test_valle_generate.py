@@ -66,6 +66,13 @@ def test_generate_ar_stops_at_eos():
     out = generate_ar(ar, torch.tensor([[5, 6]]), torch.tensor([2]), no_prompt, torch.tensor([0]), options)
     assert len(out[0]) == 3  # EOS was suppressed for 3 frames, then chosen
 
+    # A floor per target phoneme, per row: 2 and 5 phonemes x 2.5 frames -> 5 and 12 frames.
+    options = SamplingOptions(temperature=0.0, min_frames=1, min_frames_per_token=2.5)
+    tokens = torch.tensor([[5, 6, 0, 0, 0], [5, 6, 7, 8, 9]])
+    out = generate_ar(ar, tokens, torch.tensor([2, 5]), torch.zeros(2, 0, dtype=torch.long), torch.tensor([0, 0]),
+                      options)
+    assert [len(o) for o in out] == [5, 12]
+
 
 def test_greedy_batch_equals_items_alone():
     ar, nar = models()
