@@ -25,25 +25,46 @@ def cmd_config(args: argparse.Namespace) -> None:
     print(OmegaConf.to_yaml(load_run_config(args.recipe, args.overrides), resolve=True), end="")
 
 
+# Sampling flags of `synthesize` -> the field of a family's options dataclass they set.
+SAMPLING_FLAGS = {"temperature": "--temperature", "top_k": "--top-k", "top_p": "--top-p",
+                  "stop_threshold": "--stop-threshold", "max_frames_per_token": "--max-frames-per-token",
+                  "min_frames": "--min-frames", "seed": "--seed"}
+
+
 def cmd_synthesize(args: argparse.Namespace) -> None:
+    import dataclasses
     from pathlib import Path
 
     from ttsframe.data.audio import load_audio, save_audio
-    from ttsframe.inference import SynthesisItem
-    from ttsframe.modules.sampling import SamplingOptions
-    from ttsframe.release import load_release
+    from ttsframe.inference import SynthesisItem, synthesizer_class
+    from ttsframe.release import load_release, read_release_config
 
     if not Path(args.release).is_dir():
         raise UserError(f"release folder {args.release} not found (the release stage writes exp/<recipe>/release)")
+    family = read_release_config(args.release)["release"]["family"]
+    options = sampling_options(synthesizer_class(family).OPTIONS, args, family)
     wav, rate = load_audio(args.prompt_wav)  # AudioError (a UserError) if unreadable
-    try:
-        options = SamplingOptions(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
-    except ValueError as e:
-        raise UserError(str(e)) from None
     synthesizer = load_release(args.release, device=args.device)
     [out] = synthesizer.synthesize([SynthesisItem(args.text, wav, rate, args.prompt_text)], options)
     save_audio(args.out, out, synthesizer.sample_rate)
-    print(f"{args.out}: {len(out) / synthesizer.sample_rate:.2f} s at {synthesizer.sample_rate} Hz")
+    shown = ", ".join(f"{f.name}={getattr(options, f.name)}" for f in dataclasses.fields(options))
+    print(f"{args.out}: {len(out) / synthesizer.sample_rate:.2f} s at {synthesizer.sample_rate} Hz ({family}: {shown})")
+
+
+def sampling_options(options_class: type, args: argparse.Namespace, family: str):
+    """The family's options dataclass from the sampling flags given (the others keep its defaults)."""
+    import dataclasses
+
+    fields = {f.name for f in dataclasses.fields(options_class)}
+    given = {name: getattr(args, name) for name in SAMPLING_FLAGS if getattr(args, name) is not None}
+    wrong = [SAMPLING_FLAGS[name] for name in given if name not in fields]
+    if wrong:
+        valid = [flag for name, flag in SAMPLING_FLAGS.items() if name in fields]
+        raise UserError(f"{', '.join(wrong)}: not an option of {family} releases (they take {', '.join(valid)})")
+    try:
+        return options_class(**given)
+    except ValueError as e:
+        raise UserError(str(e)) from None
 
 
 def add_synthesize_args(p: argparse.ArgumentParser) -> None:
@@ -52,10 +73,15 @@ def add_synthesize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt-wav", required=True, help="audio of the voice to imitate (a few seconds)")
     p.add_argument("--prompt-text", required=True, help="transcript of --prompt-wav")
     p.add_argument("--out", required=True, help="output wav file")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; 0 = greedy (default 1.0)")
-    p.add_argument("--top-k", type=int, default=0, help="keep the k most likely codes; 0 = all (default)")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1.0 = off)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--temperature", type=float, help="sampling temperature; 0 = greedy / no noise (default 1.0)")
+    p.add_argument("--top-k", type=int, help="VALL-E: keep the k most likely codes; 0 = all (default)")
+    p.add_argument("--top-p", type=float, help="VALL-E: nucleus sampling mass (default 1.0 = off)")
+    p.add_argument("--stop-threshold", type=float,
+                   help="MELLE: stop when the stop probability exceeds it (default 0.5)")
+    p.add_argument("--max-frames-per-token", type=float, help="longest output, in frames per target phoneme "
+                                                               "(default 20)")
+    p.add_argument("--min-frames", type=int, help="no stop before this many frames (default 1)")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
 
 

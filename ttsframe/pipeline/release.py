@@ -1,8 +1,10 @@
-"""Stage `release`: the trained AR + NAR as a self-contained folder (`ttsframe.release`).
+"""Stage `release`: the trained models as a self-contained folder (`ttsframe.release`).
 
-Writes `release/` under the experiment folder from the train stages' best checkpoints (options
-`ar_stage`, `nar_stage`, `checkpoint: best|last`, `max_prompt_seconds`). The model card reports
-the corpus (`data/summary.json`), each train stage's `summary.json` and any `eval/<set>/metrics.json`.
+Writes `release/` under the experiment folder from the train stages' best checkpoints. The
+family and its options are the synthesize stage's (`stage_family`, `model_options`): VALL-E
+`ar_stage`, `nar_stage`; MELLE `model_stage`, `vocoder_stage` (its vocoder goes in too); all
+`checkpoint: best|last`, `max_prompt_seconds`. The model card reports the corpus
+(`data/summary.json`), each train stage's `summary.json` and any `eval/<set>/metrics.json`.
 """
 
 from __future__ import annotations
@@ -12,16 +14,17 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ttsframe.pipeline.synthesize import MODEL_OPTIONS, load_synthesizer, stage_options
+from ttsframe.pipeline.synthesize import load_synthesizer, model_options, stage_family, stage_options
 from ttsframe.release import write_release
 
 OUTPUT_DIR = "release"
-DEPENDS_ON = ("data", "codec", "text", "model", "trainer")
+DEPENDS_ON = ("data", "codec", "text", "model", "trainer", "vocoder")
 
 
 def run(cfg: DictConfig, ctx) -> dict:
-    options = stage_options(ctx, MODEL_OPTIONS)
-    synth, checkpoints = load_synthesizer(cfg, ctx.exp_dir, options, device="cpu")
+    cls = stage_family(cfg, ctx)
+    options = stage_options(ctx, model_options(cls))
+    synth, checkpoints = load_synthesizer(cfg, ctx.exp_dir, options, "cpu", cls)
     write_release(ctx.out_dir, synth, cfg, card_info(cfg, ctx.exp_dir, checkpoints))
     files = sorted(p.name for p in ctx.out_dir.iterdir() if p.is_file())
     print(f"release: {ctx.out_dir}: {', '.join(files)}")

@@ -1,17 +1,25 @@
-"""Stage `synthesize`: zero-shot synthesis of a manifest split with the trained AR + NAR.
+"""Stage `synthesize`: zero-shot synthesis of a manifest split with the trained models of any family.
 
 Each utterance of the split is said again from its text, in the voice of ANOTHER utterance of
 the same speaker (the prompt): the next id of that speaker in sorted order (the first one after
 the last), cut to `max_prompt_seconds`. Speakers with a single utterance have no prompt and are
 left out (counted). The test voices are not in training, so this is zero-shot.
 
-Writes under `synth/<split>/`: `<id>.wav` (atomically) and `items.jsonl` (one row per item: id,
+The family (the run's `model.family`, or the one whose stage options the stage names) picks the
+synthesizer class (`ttsframe.inference.SYNTHESIZERS`), its stage options and its sampling
+options: VALL-E `ar_stage`, `nar_stage` + `SamplingOptions` fields; MELLE `model_stage`,
+`vocoder_stage` + `MelleSamplingOptions` fields. Common: `checkpoint` (best | last),
+`max_prompt_seconds`, `split`, `max_items`, `batch_size`, `device`. Mel families take their
+vocoder from the recipe's `train_vocoder` stage (`vocoder_stage`; see `stage_vocoder`).
+
+Writes under `synth/<split>/`: `<id>.wav` (atomically), `items.jsonl` (one row per item: id,
 text, speaker, prompt_id, prompt_text, prompt_audio, reference_audio, synth_audio,
-seconds_generated, seconds_compute, rtf; `*_start` / `*_end` when the manifest has them).
-Items are synthesized in fixed batches with seed `seed + batch number`, so a killed run resumes
-(finished batches are skipped) with the same output as an uninterrupted one; `settings.json`
-records the options and checkpoints, and a run with other ones starts over. The compute time
-of a batch is shared among its items in proportion to the audio they got.
+seconds_generated, seconds_compute, rtf, mel_distance_to_reference (`ttsframe.eval.mel_distance`);
+`*_start` / `*_end` when the manifest has them) and `summary.json` (counts, RTF, mean mel
+distance). Items are synthesized in fixed batches with seed `seed + batch number`, so a killed
+run resumes (finished batches are skipped) with the same output as an uninterrupted one;
+`settings.json` records the options, checkpoints and vocoder, and a run with other ones starts
+over. The compute time of a batch is shared among its items in proportion to the audio they got.
 """
 
 from __future__ import annotations
@@ -27,17 +35,45 @@ from omegaconf import DictConfig
 from ttsframe.data.audio import load_audio, save_audio
 from ttsframe.data.manifest import Utterance, read_manifest
 from ttsframe.errors import ConfigError, UserError
-from ttsframe.inference import SynthesisItem, ValleSynthesizer
-from ttsframe.modules.sampling import SamplingOptions
+from ttsframe.eval.mel_distance import mel_distance
+from ttsframe.inference import SYNTHESIZERS, SynthesisItem, synthesizer_class
 from ttsframe.utils.atomic import read_jsonl, write_json, write_jsonl
 
 OUTPUT_DIR = "synth"
-DEPENDS_ON = ("data", "codec", "text", "model", "trainer")
+DEPENDS_ON = ("data", "codec", "text", "model", "trainer", "vocoder")
 SHARD_DIR = "shards"
-# Options of every stage that loads the trained models, with their defaults.
-MODEL_OPTIONS = {"ar_stage": "train_ar", "nar_stage": "train_nar", "checkpoint": "best", "max_prompt_seconds": 3.0}
-STAGE_OPTIONS = {**MODEL_OPTIONS, "split": "test", "max_items": None, "batch_size": 8, "device": "auto"}
-SAMPLING_OPTIONS = tuple(f.name for f in dataclasses.fields(SamplingOptions))  # defaults: SamplingOptions'
+GENERATOR_FILE = "generator.safetensors"  # what a train_vocoder stage exports (ttsframe.pipeline.train_vocoder)
+# Options of every stage that loads the trained models, with their defaults (+ the family's
+# CHECKPOINT_STAGES, and `vocoder_stage` for families with a vocoder).
+COMMON_MODEL_OPTIONS = {"checkpoint": "best", "max_prompt_seconds": 3.0}
+RUN_OPTIONS = {"split": "test", "max_items": None, "batch_size": 8, "device": "auto"}
+
+
+def stage_family(cfg: DictConfig, ctx) -> type:
+    """The synthesizer class of the stage: the family whose stage options (`ar_stage`,
+    `model_stage`, ...) the stage names, else the run's `model.family`."""
+    named = [family for family in SYNTHESIZERS
+             if set(synthesizer_class(family).CHECKPOINT_STAGES) & set(ctx.options)]
+    if len(named) > 1:
+        raise ConfigError(f"stage {ctx.name}: options of several families ({', '.join(named)}) given together")
+    if named:
+        family = named[0]
+    elif "model" in cfg and cfg.model.get("family"):
+        family = cfg.model.family
+    else:
+        known = "; ".join(f"{f}: {', '.join(synthesizer_class(f).CHECKPOINT_STAGES)}" for f in SYNTHESIZERS)
+        raise ConfigError(f"stage {ctx.name}: which model family? set `model.family` or the stage options of "
+                          f"one ({known})")
+    cls = synthesizer_class(family)
+    if "model" in cfg and cfg.model.get("family") not in (None, family):
+        raise ConfigError(f"stage {ctx.name}: its options are {family}'s, but model.family is {cfg.model.family}")
+    return cls
+
+
+def model_options(cls: type) -> dict:
+    """The options (with defaults) of a stage that loads the trained models of `cls`'s family."""
+    vocoder = {"vocoder_stage": None} if cls.USES_VOCODER else {}
+    return {**cls.CHECKPOINT_STAGES, **vocoder, **COMMON_MODEL_OPTIONS}
 
 
 def stage_options(ctx, defaults: dict, extra: tuple[str, ...] = ()) -> dict:
@@ -64,14 +100,54 @@ def checkpoint_file(exp_dir: Path, stage: str, which: str) -> Path:
     return path
 
 
-def load_synthesizer(cfg: DictConfig, exp_dir: Path, options: dict, device: str) -> tuple[ValleSynthesizer, dict]:
-    """The synthesizer of the run's trained stages (`ar_stage`, `nar_stage` options), and
-    {stage name: checkpoint file} it was loaded from."""
-    files = {options[k]: checkpoint_file(exp_dir, options[k], options["checkpoint"]) for k in ("ar_stage", "nar_stage")}
-    synth = ValleSynthesizer.from_checkpoints(
-        files[options["ar_stage"]], files[options["nar_stage"]], exp_dir / SHARD_DIR, cfg.codec, cfg.text,
-        device=device, max_prompt_seconds=options["max_prompt_seconds"])
+def load_synthesizer(cfg: DictConfig, exp_dir: Path, options: dict, device: str, cls: type):
+    """The synthesizer of the run's trained stages (the family's `CHECKPOINT_STAGES` options),
+    and {stage name: file} it was loaded from (the vocoder stage's generator among them)."""
+    files = {options[k]: checkpoint_file(exp_dir, options[k], options["checkpoint"]) for k in cls.CHECKPOINT_STAGES}
+    extra = {}
+    if cls.USES_VOCODER:
+        extra["vocoder"], stage, path = stage_vocoder(cfg, exp_dir, options.get("vocoder_stage"))
+        if path is not None:
+            files[stage] = path
+    synth = cls.from_checkpoints(*[files[options[k]] for k in cls.CHECKPOINT_STAGES], exp_dir / SHARD_DIR, cfg.codec,
+                                 cfg.text, device=device, max_prompt_seconds=options["max_prompt_seconds"], **extra)
     return synth, files
+
+
+def stage_vocoder(cfg: DictConfig, exp_dir: Path, stage: str | None):
+    """(vocoder, vocoder stage name or None, generator file or None) of a mel family's run.
+
+    With a vocoder stage (`stage`, default the recipe's stage of kind `train_vocoder`): the
+    vocoder that stage trained (`<stage>/generator.safetensors`), or, when its `vocoder` config
+    trains nothing (griffin_lim, a `checkpoint`, `max_steps: 0`), the vocoder that config names,
+    as that stage validated it. Without one: the `vocoder` config group if the run has one, else
+    the mel codec's own `vocoder` (Griffin-Lim by default).
+    """
+    from omegaconf import OmegaConf
+
+    from ttsframe.codecs.mel import MelConfig, default_vocoder
+    from ttsframe.vocoders.config import build_from_config
+    from ttsframe.vocoders.hifigan import HifiGanVocoder
+
+    mel = MelConfig.from_any(OmegaConf.to_container(cfg.codec.mel, resolve=True)) if "mel" in cfg.codec else MelConfig()
+    if stage is None:
+        stage = next((s.name for s in cfg.get("stages") or [] if s.kind == "train_vocoder"), None)
+    if stage is None:
+        if "vocoder" in cfg:
+            return build_from_config(cfg.vocoder, mel), None, None
+        codec = cfg.codec
+        return default_vocoder(codec.get("vocoder", "griffin_lim"), mel, codec.get("griffin_lim_iters", 60)), None, None
+    if "vocoder" not in cfg:
+        raise ConfigError(f"vocoder stage `{stage}`: the run has no `vocoder` config")
+    v = cfg.vocoder
+    if v.name == "griffin_lim" or v.checkpoint is not None or v.max_steps == 0:
+        return build_from_config(v, mel), None, None
+    path = exp_dir / stage / GENERATOR_FILE
+    if not path.is_file():
+        raise UserError(f"{path} not found: run the `{stage}` stage first")
+    vocoder = HifiGanVocoder.from_file(path)
+    vocoder.check_features(mel)
+    return vocoder, stage, path
 
 
 def pair_prompts(utterances: list[Utterance]) -> tuple[list[tuple[Utterance, Utterance]], list[str]]:
@@ -95,7 +171,9 @@ def pair_prompts(utterances: list[Utterance]) -> tuple[list[tuple[Utterance, Utt
 
 
 def run(cfg: DictConfig, ctx) -> dict:
-    options = stage_options(ctx, STAGE_OPTIONS, SAMPLING_OPTIONS)
+    cls = stage_family(cfg, ctx)
+    sampling_fields = tuple(f.name for f in dataclasses.fields(cls.OPTIONS))  # defaults: the dataclass's
+    options = stage_options(ctx, {**model_options(cls), **RUN_OPTIONS}, sampling_fields)
     manifest = ctx.exp_dir / "data" / f"{options['split']}.jsonl"
     if not manifest.is_file():
         raise UserError(f"{manifest} not found: run the prepare stage first")
@@ -104,11 +182,15 @@ def run(cfg: DictConfig, ctx) -> dict:
         print(f"synthesize: {len(alone)} speaker(s) with a single utterance have no prompt; left out")
     if options["max_items"] is not None:
         pairs = pairs[: int(options["max_items"])]
-    sampling = SamplingOptions(**{k: options[k] for k in SAMPLING_OPTIONS if k in options})
+    try:
+        sampling = cls.OPTIONS(**{k: options[k] for k in sampling_fields if k in options})
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"stage {ctx.name}: {e}") from None
     seed = int(options.get("seed", cfg.seed))
-    synth, checkpoints = load_synthesizer(cfg, ctx.exp_dir, options, options["device"])
+    synth, checkpoints = load_synthesizer(cfg, ctx.exp_dir, options, options["device"], cls)
     out_dir = ctx.out_dir / options["split"]
-    rows = earlier_rows(out_dir, {**options, "seed": seed}, checkpoints, ctx.force)
+    vocoder = synth.vocoder_description() if cls.USES_VOCODER else None
+    rows = earlier_rows(out_dir, {**options, "seed": seed}, checkpoints, ctx.force, vocoder)
     rows = {t.id: rows[t.id] for t, _ in pairs if t.id in rows}
     size = max(1, int(options["batch_size"]))
     done_now = []
@@ -120,16 +202,22 @@ def run(cfg: DictConfig, ctx) -> dict:
         rows.update((row["id"], row) for row in new)
         done_now += new
         write_jsonl(out_dir / "items.jsonl", (rows[t.id] for t, _ in pairs if t.id in rows))
-    return report(list(rows.values()), done_now, len(pairs), alone, options["split"])
+    summary = report(list(rows.values()), done_now, len(pairs), alone, options["split"])
+    write_json(out_dir / "summary.json", {"family": cls.FAMILY, **summary})
+    return summary
 
 
-def earlier_rows(out_dir: Path, options: dict, checkpoints: dict[str, Path], force: bool) -> dict[str, dict]:
-    """{id: row} of an earlier run to resume, if it had the same options and checkpoints; else {}.
+def earlier_rows(out_dir: Path, options: dict, checkpoints: dict[str, Path], force: bool,
+                 vocoder: dict | None = None) -> dict[str, dict]:
+    """{id: row} of an earlier run to resume, if it had the same options, checkpoints and
+    vocoder (a description; None: the family has none); else {}.
 
     Records the current settings in `out_dir/settings.json`.
     """
     stamp = {"options": options, "checkpoints": {k: [str(p), p.stat().st_size, p.stat().st_mtime_ns]
                                                   for k, p in checkpoints.items()}}
+    if vocoder is not None:
+        stamp["vocoder"] = vocoder
     stamp = json.loads(json.dumps(stamp, default=str))
     settings, items = out_dir / "settings.json", out_dir / "items.jsonl"
     same = settings.is_file() and json.loads(settings.read_text(encoding="utf-8")) == stamp
@@ -139,9 +227,8 @@ def earlier_rows(out_dir: Path, options: dict, checkpoints: dict[str, Path], for
     return {row["id"]: row for row in read_jsonl(items)} if same and not force and items.is_file() else {}
 
 
-def synthesize_batch(synth: ValleSynthesizer, batch: list[tuple[Utterance, Utterance]], sampling: SamplingOptions,
-                     out_dir: Path) -> list[dict]:
-    """Synthesizes and saves one batch; returns its items.jsonl rows."""
+def synthesize_batch(synth, batch: list[tuple[Utterance, Utterance]], sampling, out_dir: Path) -> list[dict]:
+    """Synthesizes and saves one batch (sampling: the family's options); returns its items.jsonl rows."""
     rate = synth.sample_rate
     items = [SynthesisItem(target.text, load_audio(prompt.audio, rate, prompt.start, prompt.end)[0], rate, prompt.text)
              for target, prompt in batch]
@@ -161,6 +248,8 @@ def synthesize_batch(synth: ValleSynthesizer, batch: list[tuple[Utterance, Utter
             "reference_audio": target.audio, **_window("reference", target), "synth_audio": str(path),
             "seconds_generated": round(seconds, 3), "seconds_compute": round(share, 4),
             "rtf": round(share / seconds, 4) if seconds > 0 else None,
+            "mel_distance_to_reference": _rounded(mel_distance(wav, load_audio(target.audio, rate, target.start,
+                                                                               target.end)[0], rate)),
         })
     return rows
 
@@ -169,13 +258,21 @@ def _window(prefix: str, u: Utterance) -> dict:
     return {f"{prefix}_{k}": getattr(u, k) for k in ("start", "end") if getattr(u, k) is not None}
 
 
+def _rounded(value: float) -> float | None:
+    return None if value != value else round(value, 4)  # nan (audio shorter than a frame): None
+
+
 def report(rows: list[dict], done_now: list[dict], planned: int, alone: list[str], split: str) -> dict:
-    """Prints and returns the counts and the real-time factor (of this run's items when any)."""
+    """Prints and returns the counts, the real-time factor (of this run's items when any) and
+    the mean mel distance to the references (of all items that have one)."""
     measured = done_now or rows
     generated = sum(r["seconds_generated"] for r in measured)
     compute = sum(r["seconds_compute"] for r in measured)
     rtf = round(compute / generated, 4) if generated > 0 else None
+    distances = [r["mel_distance_to_reference"] for r in rows if r.get("mel_distance_to_reference") is not None]
+    distance = round(sum(distances) / len(distances), 4) if distances else None
     print(f"synthesize: {split}: {len(rows)}/{planned} items ({len(done_now)} now), "
-          f"{generated:.1f} s of audio in {compute:.1f} s: RTF {rtf}")
+          f"{generated:.1f} s of audio in {compute:.1f} s: RTF {rtf}; mel distance to the references {distance}")
     return {"split": split, "items": len(rows), "synthesized_now": len(done_now), "no_prompt_speakers": len(alone),
-            "seconds_generated": round(generated, 2), "seconds_compute": round(compute, 2), "rtf": rtf}
+            "seconds_generated": round(generated, 2), "seconds_compute": round(compute, 2), "rtf": rtf,
+            "mel_distance_to_reference": distance}

