@@ -36,6 +36,10 @@ class ModelConfig:
     n_heads: int | None = None
     ffn_dim: int | None = None
     dropout: float | None = None
+    reduction_factor: int | None = None  # MELLE: mel frames per decoder step (1..4)
+    # Loss weights of families that take them (MELLE: kl_weight, flux_weight, stop_weight,
+    # stop_pos_weight); empty keeps the family's defaults.
+    loss: dict[str, Any] = field(default_factory=dict)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 

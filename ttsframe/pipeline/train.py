@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import json
 import os
 import sys
@@ -111,9 +112,22 @@ def build_data(cfg: DictConfig, shard_dir: Path, seed: int, feature: str = "code
 
 def build_task(cfg: DictConfig, task: type, data: ShardDataModule, seed: int) -> L.LightningModule:
     m = cfg.model
-    overrides = {k: m[k] for k in ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout")}
-    model_config = task.build_model_config(m.preset, data.vocab_size, data.n_codebooks, data.codebook_size, **overrides)
-    return task(model_config=model_config, optim=OmegaConf.to_container(m.optim, resolve=True), seed=seed)
+    overrides = {k: m[k] for k in ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout", "reduction_factor")
+                 if m[k] is not None}
+    try:
+        model_config = task.build_model_config(m.preset, data.vocab_size, data.n_codebooks, data.codebook_size,
+                                               **overrides)
+    except ValueError as e:
+        raise ConfigError(f"model={cfg.choices.model}: {e}") from None
+    extra = {}
+    if m.loss:
+        if "loss" not in inspect.signature(task).parameters:
+            raise ConfigError(f"model.loss: task `{task.TASK}` takes no loss settings; remove model.loss")
+        extra["loss"] = OmegaConf.to_container(m.loss, resolve=True)
+    try:
+        return task(model_config=model_config, optim=OmegaConf.to_container(m.optim, resolve=True), seed=seed, **extra)
+    except ValueError as e:
+        raise ConfigError(f"model={cfg.choices.model}: {e}") from None
 
 
 def audio_sample_callbacks(cfg: DictConfig, module: L.LightningModule, shard_dir: Path, out_dir: Path) -> list:

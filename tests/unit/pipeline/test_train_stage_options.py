@@ -14,7 +14,7 @@ def config(tmp_path, *overrides):
 
 
 @pytest.mark.parametrize("options,message", [
-    ({"task": "nope"}, "unknown task `nope`; tasks: valle_ar, valle_nar"),
+    ({"task": "nope"}, "unknown task `nope`; tasks: valle_ar, valle_nar, melle"),
     ({}, "options need `task:`"),
     ({"task": "valle_ar", "lr": 1}, "unknown: \\['lr'\\]"),
 ])
@@ -39,3 +39,25 @@ def test_task_and_model_family_must_match(tmp_path):
 def test_unknown_choices_list_the_valid_ones(tmp_path, override, message):
     with pytest.raises(ConfigError, match=message):
         run_recipe(config(tmp_path, override), AR, AR)
+
+
+class _Data:
+    vocab_size, n_codebooks, codebook_size = 20, 0, 0
+
+
+def test_model_yaml_reaches_melle_reduction_factor_and_loss_weights(tmp_path):
+    from ttsframe.models.melle.task import MelleTask
+    from ttsframe.pipeline.train import build_task
+
+    cfg = load_run_config("melle", [f"exp_dir={tmp_path}", "model.reduction_factor=4", "model.loss.flux_weight=0.2"])
+    task = build_task(cfg, MelleTask, _Data(), seed=0)
+    assert task.model.config.reduction_factor == 4 and task.loss_config.flux_weight == 0.2
+
+    bad = load_run_config("melle", [f"exp_dir={tmp_path}", "model.loss.flux_wieght=0.2"])
+    with pytest.raises(ConfigError, match="unknown MELLE loss settings \\['flux_wieght'\\]"):
+        build_task(bad, MelleTask, _Data(), seed=0)
+    valle = load_run_config("valle", [f"exp_dir={tmp_path}", "model.reduction_factor=2"])
+    with pytest.raises(ConfigError, match="unknown VALL-E overrides"):
+        from ttsframe.models.valle.task import ValleARTask
+
+        build_task(valle, ValleARTask, type("D", (), {"vocab_size": 20, "n_codebooks": 2, "codebook_size": 8})(), 0)

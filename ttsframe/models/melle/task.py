@@ -37,7 +37,7 @@ from ttsframe.training.optim import build_optimizer
 from ttsframe.training.resume import step_generator
 
 FAMILY = "melle"
-ARCH_OVERRIDES = ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout")
+ARCH_OVERRIDES = ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout", "reduction_factor")
 MIN_MEL_STD = 0.1  # floor of the per-bin std (log units): a bin that never moves is not blown up
 
 
@@ -102,6 +102,9 @@ class MelleTask(L.LightningModule):
         self.save_hyperparameters()
         self.hparams["family"], self.hparams["task"] = FAMILY, self.TASK
         self.model = Melle(MelleConfig(**model_config))
+        valid = {f.name for f in dataclasses.fields(MelleLossConfig)}
+        if set(loss or {}) - valid:
+            raise ValueError(f"unknown MELLE loss settings {sorted(set(loss) - valid)}; valid: {', '.join(sorted(valid))}")
         self.loss_config = MelleLossConfig(**(loss or {}))
 
     # -- data checks and statistics --------------------------------------------------------
