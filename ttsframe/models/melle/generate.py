@@ -13,7 +13,6 @@ training never feeds a partly padded group as input.
 from __future__ import annotations
 
 import contextlib
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -34,7 +33,9 @@ class MelleSamplingOptions:
         temperature: scales sigma in z = mu + temperature * sigma * eps; 0 uses mu (no noise).
         stop_threshold: a row ends after the step whose stop probability exceeds this.
         max_frames_per_token: frame budget per target phoneme (the hard length limit).
-        min_frames: no stop is taken before this many frames exist.
+        min_frames: no stop is taken before this many frames exist...
+        min_frames_per_token: ...or this many frames per target phoneme, whichever is more (0:
+            off): a floor against an undertrained stop head ending at once.
         seed: seeds the generator that generation creates (eps draws).
     """
 
@@ -42,6 +43,7 @@ class MelleSamplingOptions:
     stop_threshold: float = 0.5
     max_frames_per_token: float = 20.0
     min_frames: int = 1
+    min_frames_per_token: float = 0.0
     seed: int = 0
 
     def __post_init__(self):
@@ -55,6 +57,10 @@ class MelleSamplingOptions:
     def max_frames(self, n_tokens: torch.Tensor) -> torch.Tensor:
         """Per-row frame budget from the number of target phonemes, (B,) -> (B,) long, >= 1."""
         return torch.ceil(n_tokens.to(torch.float64) * self.max_frames_per_token).long().clamp(min=1)
+
+    def min_frames_for(self, n_tokens: torch.Tensor) -> torch.Tensor:
+        """Per-row frames before a stop is allowed, from the target phonemes (B,) -> (B,) long."""
+        return torch.floor(n_tokens.to(torch.float64) * self.min_frames_per_token).long().clamp(min=self.min_frames)
 
     def generator(self, device: torch.device | str = "cpu") -> torch.Generator:
         return torch.Generator(device=device).manual_seed(self.seed)
@@ -81,6 +87,7 @@ def generate_mel(
     options: MelleSamplingOptions,
     max_frames: torch.Tensor | None = None,
     use_cache: bool = True,
+    min_frames: torch.Tensor | None = None,
 ) -> list[torch.Tensor]:
     """Generates mel frames until each row stops or spends its budget.
 
@@ -98,6 +105,7 @@ def generate_mel(
             (pass the target phonemes' budget when tokens include the prompt text).
         use_cache: False recomputes the whole prefix at every step (the reference the cached
             path must match; quadratic cost).
+        min_frames: (B,) frames before a stop is allowed; default ``options.min_frames_for(token_lengths)``.
 
     Returns:
         B tensors (T_i, M): post-net refined log-mel of the generated frames, target only.
@@ -106,7 +114,8 @@ def generate_mel(
     token_lengths, prompt_lengths = token_lengths.to(device), prompt_lengths.to(device)
     max_frames = (options.max_frames(token_lengths) if max_frames is None else max_frames).to(device).long()
     max_steps = steps_for(max_frames, r)  # (B,)
-    n_steps, min_steps = int(max_steps.max()), math.ceil(options.min_frames / r)
+    min_frames = (options.min_frames_for(token_lengths) if min_frames is None else min_frames).to(device).long()
+    n_steps, min_steps = int(max_steps.max()), torch.div(min_frames + r - 1, r, rounding_mode="floor")  # (B,)
     generator = options.generator(device)
     with _inference(model):
         prompt_groups, prompt_steps = _prompt_groups(model, prompt_mel.to(device), prompt_lengths)
@@ -180,7 +189,7 @@ def synthesize_mel(
     prompts, prompt_lengths = _pad_stack([m.float().T for m in prompt_mels], device)  # (B, M, Tp)
     target_lengths = torch.tensor([len(t) for t in text_tokens], device=device)
     return generate_mel(model, tokens, token_lengths, prompts.transpose(1, 2), prompt_lengths, options,
-                        options.max_frames(target_lengths), use_cache)
+                        options.max_frames(target_lengths), use_cache, options.min_frames_for(target_lengths))
 
 
 def _pad_stack(items: Sequence[torch.Tensor], device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -87,6 +87,9 @@ def test_forced_stop_and_min_frames():
         options = MelleSamplingOptions(temperature=0, min_frames=6)
         out = generate_mel(net, tokens, token_lengths, prompt, prompt_lengths, options)
         assert [len(x) for x in out] == [6 if r == 1 else 8] * 3  # whole groups
+        options = MelleSamplingOptions(temperature=0, min_frames_per_token=1.5)  # per row: 1.5 x [6, 2, 4]
+        out = generate_mel(net, tokens, token_lengths, prompt, prompt_lengths, options)
+        assert [len(x) for x in out] == ([9, 3, 6] if r == 1 else [12, 4, 8])
 
 
 def test_max_length_respected_when_never_stopping():
