@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
 
 import torch
+from timing import sync, timed
 
 from ttsframe.models.melle.generate import MelleSamplingOptions, generate_mel
 from ttsframe.models.melle.loss import melle_loss
@@ -33,22 +33,6 @@ def melle_mid(vocab_size: int, n_mels: int = M) -> MelleConfig:
 
 
 PRESETS = {"tiny": melle_tiny, "mid": melle_mid, "base": melle_base}
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, device: torch.device, repeats: int) -> float:
-    """Seconds per call of fn() after one warm-up call."""
-    fn()
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    sync(device)
-    return (time.perf_counter() - start) / repeats
 
 
 def build(name: str, r: int, device: torch.device) -> Melle:

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
 
 import numpy as np
 import torch
+from timing import sync, timed
 
 from ttsframe.models.valle.loss import codebook_loss
 from ttsframe.models.valle.model import ValleAR, ValleConfig, ValleNAR
@@ -35,22 +35,6 @@ def valle_mid(vocab_size: int, n_codebooks: int, codebook_size: int) -> ValleCon
 
 
 PRESETS = {"tiny": valle_tiny, "mid": valle_mid, "base": valle_base}
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, device: torch.device, repeats: int) -> float:
-    """Seconds per call of fn() after one warm-up call."""
-    fn()
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    sync(device)
-    return (time.perf_counter() - start) / repeats
 
 
 def random_batch(batch: int, seconds: float, device: torch.device, seed: int = 0):

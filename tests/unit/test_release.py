@@ -42,14 +42,6 @@ ITEMS = [SynthesisItem("hello world", prompt_wav(), RATE, "the test"),
          SynthesisItem("a test.", prompt_wav(0.3), RATE, "hello")]
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def synth():
     codec = SpectralCodec(Config(**{**CODEC, "mel": MelConfig(**CODEC["mel"])}))

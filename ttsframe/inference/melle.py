@@ -38,6 +38,7 @@ from ttsframe.data.audio import resample
 from ttsframe.errors import UserError
 from ttsframe.inference.checkpoint import read_checkpoint
 from ttsframe.inference.prompt import cut_prompt
+from ttsframe.inference.text import encode_symbols, text_token_ids
 from ttsframe.inference.valle import (DEFAULT_MAX_PROMPT_SECONDS, MIN_DECODE_FRAMES, PROMPT_BATCH_SECONDS,
                                       SynthesisItem, check_frontend, codec_fields)
 from ttsframe.models.melle.generate import MelleSamplingOptions, synthesize_mel
@@ -119,12 +120,7 @@ class MelleSynthesizer:
 
     def text_tokens(self, texts: list[str]) -> list[torch.Tensor]:
         """Target texts -> per text (L_i,) ids; fails on symbols outside the vocabulary."""
-        tokens = []
-        for text, symbols in zip(texts, self.frontend.symbols(texts)):
-            if not symbols:
-                raise UserError(f"text {text!r} has nothing to say (no symbols after normalization)")
-            tokens.append(self.encode_symbols(symbols, text))
-        return tokens
+        return text_token_ids(self.frontend, self.vocab, texts)
 
     def encode_prompts(self, items: list[SynthesisItem]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Prompts -> per item transcript ids (Lp_i,) and log-mel (Tp_i, M), cut to max_prompt_seconds.
@@ -149,11 +145,7 @@ class MelleSynthesizer:
 
     def encode_symbols(self, symbols: list[str], text: str) -> torch.Tensor:
         """Symbols (L,) -> ids (L,) long; UserError naming the symbols the model never saw."""
-        unknown = sorted({s for s in symbols if s not in self.vocab})
-        if unknown:
-            raise UserError(f"cannot synthesize {text!r}: the model has no symbol for {', '.join(map(repr, unknown))} "
-                            "(its vocabulary holds the symbols of its training text); rephrase or spell them out")
-        return torch.tensor(self.vocab.encode(symbols, unknown="error", text=text), dtype=torch.long)
+        return encode_symbols(self.vocab, symbols, text)
 
     def vocode(self, mels: list[torch.Tensor]) -> list[np.ndarray]:
         """Per item (T_i, M) log-mel -> (T_i * hop,) float32, vocoded as one batch.

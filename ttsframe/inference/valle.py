@@ -31,6 +31,7 @@ from ttsframe.data.audio import resample
 from ttsframe.errors import UserError
 from ttsframe.inference.checkpoint import read_checkpoint
 from ttsframe.inference.prompt import cut_prompt
+from ttsframe.inference.text import encode_symbols, text_token_ids
 from ttsframe.models.valle.generate import synthesize_codes
 from ttsframe.models.valle.model import ValleAR, ValleConfig, ValleNAR
 from ttsframe.modules.sampling import SamplingOptions
@@ -118,12 +119,7 @@ class ValleSynthesizer:
 
     def text_tokens(self, texts: list[str]) -> list[torch.Tensor]:
         """Target texts -> per text (L_i,) ids; fails on symbols outside the vocabulary."""
-        tokens = []
-        for text, symbols in zip(texts, self.frontend.symbols(texts)):
-            if not symbols:
-                raise UserError(f"text {text!r} has nothing to say (no symbols after normalization)")
-            tokens.append(self.encode_symbols(symbols, text))
-        return tokens
+        return text_token_ids(self.frontend, self.vocab, texts)
 
     def encode_prompts(self, items: list[SynthesisItem]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Prompts -> per item transcript ids (Lp_i,) and codes (K, Tp_i), cut to max_prompt_seconds.
@@ -147,11 +143,7 @@ class ValleSynthesizer:
 
     def encode_symbols(self, symbols: list[str], text: str) -> torch.Tensor:
         """Symbols (L,) -> ids (L,) long; UserError naming the symbols the model never saw."""
-        unknown = sorted({s for s in symbols if s not in self.vocab})
-        if unknown:
-            raise UserError(f"cannot synthesize {text!r}: the model has no symbol for {', '.join(map(repr, unknown))} "
-                            "(its vocabulary holds the symbols of its training text); rephrase or spell them out")
-        return torch.tensor(self.vocab.encode(symbols, unknown="error", text=text), dtype=torch.long)
+        return encode_symbols(self.vocab, symbols, text)
 
     def decode(self, codes: list[torch.Tensor]) -> list[np.ndarray]:
         """Per item (K, T_i) codes -> (T_i * samples per frame,) float32, decoded as one batch.

@@ -32,14 +32,6 @@ def tone(seconds: float, f0: float, rate: int = RATE) -> np.ndarray:
     return wav.astype(np.float32)
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def parts():
     codec = SpectralCodec(Config(**{**CODEC, "mel": MelConfig(**CODEC["mel"])}))

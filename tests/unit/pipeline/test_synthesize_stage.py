@@ -33,14 +33,6 @@ ROW_KEYS = {"id", "text", "speaker", "prompt_id", "prompt_text", "prompt_audio",
             "seconds_generated", "seconds_compute", "rtf", "mel_distance_to_reference"}
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tone(seconds: float, f0: float) -> np.ndarray:
     t = np.arange(int(seconds * FILE_RATE)) / FILE_RATE
     return (0.3 * np.sin(2 * np.pi * f0 * t * (1 + 0.3 * t))).astype(np.float32)
