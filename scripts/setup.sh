@@ -21,7 +21,8 @@ fi
 $PIP install "${TORCH_PINS[@]}" -e ".[test]"
 
 # DAC without its dependency pins (see pyproject.toml for why and for what it really imports).
-$PIP install --no-deps descript-audio-codec==1.0.0 descript-audiotools==0.7.2
+# Resemblyzer without its `webrtcvad` and `typing` requirements (see pyproject.toml).
+$PIP install --no-deps descript-audio-codec==1.0.0 descript-audiotools==0.7.2 resemblyzer==0.1.4
 
 # torchaudio's Linux x86_64 wheels link CUDA libraries, so with a CPU-only torch `import
 # torchaudio` fails on libc10_cuda.so. Its Python parts (resample, transforms) work without the
@@ -35,4 +36,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && ! command -v flit
     || echo "note: flite not installed; the built-in corpus uses espeak-ng voices only"
 fi
 
-"$VENV/bin/python" -c "import ttsframe, torch, torchaudio, encodec, dac, phonemizer, webdataset, lightning; print('ttsframe setup ok: torch', torch.__version__)"
+# Headless Chromium renders the evaluation report in a test (root + apt only; a note otherwise).
+bash scripts/install_chromium.sh
+
+"$VENV/bin/python" -c "import ttsframe, torch, torchaudio, encodec, dac, phonemizer, webdataset, lightning, resemblyzer, faster_whisper, jiwer, pesq, pystoi, speechmos; print('ttsframe setup ok: torch', torch.__version__)"

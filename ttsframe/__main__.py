@@ -7,6 +7,7 @@ import os
 import sys
 
 from ttsframe.errors import UserError
+from ttsframe.eval.compare import add_compare_args, cmd_compare
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -91,9 +92,11 @@ COMMANDS = {
     "config": (cmd_config, "print the resolved config of a recipe with overrides, without running it"),
     "synthesize": (cmd_synthesize, "zero-shot TTS with a release: --release DIR --text T --prompt-wav W "
                                    "--prompt-text P --out OUT"),
+    "compare": (cmd_compare, "aggregates of several evaluations side by side: compare EXP_DIR|metrics.json ... "
+                             "[--system S] [--set S] [--json]"),
 }
 # Commands with their own arguments (the others take RECIPE key=value ...).
-ARGUMENTS = {"synthesize": add_synthesize_args}
+ARGUMENTS = {"synthesize": add_synthesize_args, "compare": add_compare_args}
 
 
 def overview() -> str:

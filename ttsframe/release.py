@@ -146,11 +146,8 @@ def model_card(config: dict, synthesizer, info: dict) -> str:
         lines.append(f"- {stage}: " + ", ".join(text.format(_num(v)) for v, text in facts if v is not None))
     for model, ckpt in (info.get("checkpoints") or {}).items():
         lines.append(f"- {model} weights from `{ckpt}`")
-    if info.get("eval"):
-        lines += ["", "## Evaluation", ""]
-        for split, metrics in info["eval"].items():
-            shown = ", ".join(f"{k} {_num(v)}" for k, v in metrics.items() if isinstance(v, (int, float)))
-            lines.append(f"- {split}: {shown}")
+    for split, metrics in (info.get("eval") or {}).items():
+        lines += ["", f"## Evaluation ({split} set)", "", *evaluation_lines(metrics)]
     lines += ["", "## Usage", "", "```bash",
               'python -m ttsframe synthesize --release DIR --text "Text to say." \\',
               '    --prompt-wav voice.wav --prompt-text "Transcript of voice.wav." --out out.wav', "```", "",
@@ -167,6 +164,28 @@ def model_card(config: dict, synthesizer, info: dict) -> str:
               "- zero-shot voice cloning: use prompts only with the speaker's consent, and say that "
               "the speech is synthetic.", ""]
     return "\n".join(lines)
+
+
+CARD_METRICS = ("wer", "cer", "sim_to_prompt", "sim_to_reference", "mcd", "log_f0_rmse", "pesq", "stoi",
+                "dnsmos_ovrl", "utmos", "rtf", "items")
+
+
+def evaluation_lines(metrics: dict) -> list[str]:
+    """A markdown table of an evaluate stage's aggregates (systems as columns) and its protocol."""
+    aggregates = metrics.get("aggregates") or {}
+    systems = list(aggregates)
+    rows = [k for k in CARD_METRICS if any(aggregates[s].get(k) is not None for s in systems)]
+    lines = ["| metric | " + " | ".join(systems) + " |", "|---" * (len(systems) + 1) + "|"]
+    lines += [f"| {k} | " + " | ".join(_num(aggregates[s].get(k)) if aggregates[s].get(k) is not None else "-"
+                                       for s in systems) + " |" for k in rows]
+    protocol = metrics.get("protocol") or {}
+    used = [f"{part}: {(protocol.get(part) or {}).get('backend')} {(protocol.get(part) or {}).get('model') or ''}"
+            for part in ("asr", "speaker") if protocol.get(part)]
+    if used:
+        lines += ["", "Scored with " + "; ".join(u.strip() for u in used) + "."]
+    for name, reason in (metrics.get("skipped") or {}).items():
+        lines.append(f"- {name} not computed: {reason}")
+    return lines
 
 
 def _num(value: Any) -> str:

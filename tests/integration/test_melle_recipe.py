@@ -51,6 +51,10 @@ def test_melle_recipe_end_to_end(tmp_path, capsys):
     assert summary["mel_distance_to_reference"] > 0
     print(f"melle tiny run: RTF {summary['rtf']}, mel distance {summary['mel_distance_to_reference']}")
 
+    metrics = json.loads((exp / "eval" / "test" / "metrics.json").read_text())
+    assert metrics["family"] == "melle" and metrics["aggregates"]["synthesis"]["items"] == 2
+    assert metrics["aggregates"]["resynthesis"]["pesq"] is not None  # the vocoder's resynthesis, sample-aligned
+
     release = exp / "release"
     assert {"config.yaml", "model.safetensors", "mel.json", "vocoder.json", "vocab.json", "README.md"} <= {
         p.name for p in release.iterdir()}

@@ -1,4 +1,4 @@
-"""The whole valle recipe on a tiny slice of the built-in corpus: prepare -> ... -> release -> CLI."""
+"""The whole valle recipe on a tiny slice of the built-in corpus: prepare -> ... -> evaluate -> release -> CLI."""
 
 import json
 
@@ -45,9 +45,18 @@ def test_valle_recipe_end_to_end(tmp_path, capsys):
     for item in items:
         wav, _ = sf.read(item["synth_audio"])
         assert len(wav) > 0 and np.isfinite(wav).all()
+    metrics = json.loads((exp / "eval" / "test" / "metrics.json").read_text())
+    assert metrics["systems"] == ["ground_truth", "resynthesis", "synthesis"] and len(metrics["items"]) == 2
+    for system in metrics["systems"]:
+        assert {"wer", "cer", "sim_to_prompt", "items"} <= set(metrics["aggregates"][system])
+        assert metrics["aggregates"][system]["items"] == 2
+    assert {"mcd", "pesq", "stoi"} <= set(metrics["aggregates"]["resynthesis"])
+    assert metrics["aggregates"]["synthesis"]["rtf"] > 0 and "utmos" in metrics["skipped"]
+    assert (exp / "eval" / "test" / "report.html").is_file()
     release = exp / "release"
     assert {"config.yaml", "ar.safetensors", "nar.safetensors", "vocab.json", "README.md"} <= {
         p.name for p in release.iterdir()}
+    assert "wer" in (release / "README.md").read_text().lower()
 
     prompt = items[0]
     out = tmp_path / "cli.wav"

@@ -30,7 +30,9 @@ CODEC = dict(name="spectral", n_codebooks=2, codebook_size=16, kmeans_iters=3, f
 OPTIONS = SamplingOptions(top_k=8, seed=11, max_frames_per_token=2.0, max_frames_base=8)
 CARD = {"corpus": "builtin", "data": {"splits": {"train": {"utterances": 12, "hours": 0.0123, "speakers": 3}}},
         "training": {"train_ar": {"global_step": 42, "last_train_loss": 2.5, "best_val_loss": 2.75}},
-        "eval": {"test": {"wer": 0.125, "rtf": 0.5}}}
+        "eval": {"test": {"aggregates": {"ground_truth": {"wer": 0.05}, "synthesis": {"wer": 0.125, "rtf": 0.5}},
+                          "protocol": {"asr": {"backend": "faster_whisper", "model": "tiny.en"}},
+                          "skipped": {"utmos": "no local model"}}}}
 
 
 def prompt_wav(seconds: float = 0.6) -> np.ndarray:
@@ -70,7 +72,8 @@ def test_release_files_and_card(release):
     assert config["release"]["family"] == "valle" and config["release"]["format_version"] == 1
     assert json.loads((release / "codec.json").read_text())["describe"]["n_codebooks"] == 2
     card = (release / "README.md").read_text()
-    for fact in ("builtin", "0.0123 h", "3 speakers", "42 steps", "2.5", "wer 0.125", "load_release", "License"):
+    for fact in ("builtin", "0.0123 h", "3 speakers", "42 steps", "2.5", "| wer | 0.05 | 0.125 |", "faster_whisper tiny.en",
+                 "utmos not computed: no local model", "load_release", "License"):
         assert fact in card, fact
 
 

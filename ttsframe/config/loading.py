@@ -9,7 +9,6 @@ valid keys.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import typing
 from pathlib import Path
 from typing import Any, Callable
@@ -62,6 +61,12 @@ def _vocoder_schema(raw: dict, source: str) -> type:
     return VocoderConfig
 
 
+def _eval_schema(raw: dict, source: str) -> type:
+    from ttsframe.config.evaluation import EvalConfig
+
+    return EvalConfig
+
+
 # Config group -> function(raw yaml dict, source) -> the dataclass that validates it.
 GROUPS: dict[str, Callable[[dict, str], type]] = {
     "data": _data_schema,
@@ -71,6 +76,7 @@ GROUPS: dict[str, Callable[[dict, str], type]] = {
     "trainer": _trainer_schema,
     "launcher": _launcher_schema,
     "vocoder": _vocoder_schema,
+    "eval": _eval_schema,
 }
 
 

@@ -63,6 +63,18 @@ def resample(wav: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
     return soxr.resample(wav, source_rate, target_rate, quality="HQ").astype(np.float32)
 
 
+def clips_at_rate(wavs: list[np.ndarray], sample_rate: int, target_rate: int) -> list[np.ndarray]:
+    """Mono clips (T_i,) at `sample_rate` -> float32 (T_i * target / source,); AudioError naming
+    the clip when one is not mono."""
+    out = []
+    for i, wav in enumerate(wavs):
+        wav = np.asarray(wav, dtype=np.float32)
+        if wav.ndim != 1:
+            raise AudioError(f"clip {i}: expected mono audio of shape (T,), got {wav.shape}")
+        out.append(resample(wav, sample_rate, target_rate) if wav.size else wav)
+    return out
+
+
 def save_audio(path: str, wav: np.ndarray, sample_rate: int) -> None:
     """Writes 16-bit PCM wav atomically. wav: (T,) float in [-1, 1]."""
     from ttsframe.utils.atomic import atomic_path

@@ -54,9 +54,28 @@ def dtw(cost: np.ndarray) -> tuple[float, int]:
     of cells. Anti-diagonals are processed as vectors: cell (i, j) needs only diagonals i + j - 1
     and i + j - 2.
     """
+    total, steps, _ = _accumulate(cost)
+    return float(total[-1, -1]), int(steps[-1, -1])
+
+
+def dtw_path(cost: np.ndarray) -> np.ndarray:
+    """The best path of `dtw(cost)` as (L, 2) int64 cells (i, j), from (0, 0) to (T_a - 1, T_b - 1)."""
+    _, _, moves = _accumulate(cost)
+    i, j = cost.shape
+    path = []
+    while i > 0 and j > 0:
+        path.append((i - 1, j - 1))
+        move = moves[i, j]  # 0: from (i - 1, j - 1), 1: from (i - 1, j), 2: from (i, j - 1)
+        i, j = i - (move != 2), j - (move != 1)
+    return np.array(path[::-1], dtype=np.int64).reshape(-1, 2)
+
+
+def _accumulate(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """1-based (T_a + 1, T_b + 1) tables of DTW: least summed cost, path length, last move."""
     n_a, n_b = cost.shape
     total = np.full((n_a + 1, n_b + 1), np.inf)  # 1-based: total[i, j] ends at cost[i - 1, j - 1]
     steps = np.zeros((n_a + 1, n_b + 1), dtype=np.int64)
+    moves = np.zeros((n_a + 1, n_b + 1), dtype=np.int8)
     total[0, 0] = 0.0
     for d in range(2, n_a + n_b + 1):
         i = np.arange(max(1, d - n_b), min(n_a, d - 1) + 1)
@@ -67,7 +86,8 @@ def dtw(cost: np.ndarray) -> tuple[float, int]:
         pick = np.arange(len(i))
         total[i, j] = cost[i - 1, j - 1] + candidates[best, pick]
         steps[i, j] = lengths[best, pick] + 1
-    return float(total[n_a, n_b]), int(steps[n_a, n_b])
+        moves[i, j] = best
+    return total, steps, moves
 
 
 def mel_distance(wav_a: np.ndarray, wav_b: np.ndarray, sample_rate: int, config: MelConfig | None = None) -> float:

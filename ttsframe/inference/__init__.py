@@ -10,6 +10,7 @@ class by family (the run's `model.family`, a release's `release.family`) and use
                          checkpoint per entry, in this order, then (shard_dir, codec_cfg, text_cfg)
     USES_VOCODER         True: `from_checkpoints(..., vocoder=...)` takes a mel vocoder
     synthesize(items, options) -> list of (T_i,) float32 at `sample_rate`
+    resynthesize(wavs, sample_rate) -> the recordings through the codec / vocoder only
     write_release_files(out_dir), read_release(root, config, device), card_lines(),
     TITLE, SUMMARY, CARD_OPTIONS   (see `ttsframe.release`)
 """

@@ -118,6 +118,15 @@ class MelleSynthesizer:
         mels = synthesize_mel(self.model, text_tokens, prompt_tokens, prompt_mels, options)  # (T_i, M) each
         return self.vocode(mels)
 
+    @torch.inference_mode()
+    def resynthesize(self, wavs: list[np.ndarray], sample_rate: int) -> list[np.ndarray]:
+        """Recordings -> log-mel -> vocoder audio at `self.sample_rate`: the ceiling of this
+        synthesizer (what its vocoder makes of real mels), scored by the evaluation stage."""
+        audio = [resample(np.asarray(w, dtype=np.float32).reshape(-1), int(sample_rate), self.sample_rate)
+                 for w in wavs]
+        mels = encode_utterances(self.features, audio, PROMPT_BATCH_SECONDS)  # (M, T_i) each
+        return self.vocode([m.T.contiguous() for m in mels])
+
     def text_tokens(self, texts: list[str]) -> list[torch.Tensor]:
         """Target texts -> per text (L_i,) ids; fails on symbols outside the vocabulary."""
         return text_token_ids(self.frontend, self.vocab, texts)

@@ -117,6 +117,14 @@ class ValleSynthesizer:
         codes = synthesize_codes(self.ar, self.nar, text_tokens, prompt_tokens, prompt_codes, options)
         return self.decode(codes)
 
+    @torch.inference_mode()
+    def resynthesize(self, wavs: list[np.ndarray], sample_rate: int) -> list[np.ndarray]:
+        """Recordings -> codec codes -> audio at `self.sample_rate`: the ceiling of this synthesizer
+        (what its codec alone keeps of real speech), scored by the evaluation stage."""
+        rate = self.codec.sample_rate
+        audio = [resample(np.asarray(w, dtype=np.float32).reshape(-1), int(sample_rate), rate) for w in wavs]
+        return self.decode(encode_utterances(self.codec, audio, PROMPT_BATCH_SECONDS))
+
     def text_tokens(self, texts: list[str]) -> list[torch.Tensor]:
         """Target texts -> per text (L_i,) ids; fails on symbols outside the vocabulary."""
         return text_token_ids(self.frontend, self.vocab, texts)

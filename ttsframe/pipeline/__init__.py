@@ -20,6 +20,7 @@ STAGE_KINDS: dict[str, str] = {
     "train": "ttsframe.pipeline.train",
     "train_vocoder": "ttsframe.pipeline.train_vocoder",
     "synthesize": "ttsframe.pipeline.synthesize",
+    "evaluate": "ttsframe.pipeline.evaluate",
     "release": "ttsframe.pipeline.release",
 }
 

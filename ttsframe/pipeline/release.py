@@ -42,7 +42,8 @@ def card_info(cfg: DictConfig, exp_dir: Path, checkpoints: dict[str, Path]) -> d
         "corpus": cfg.data.corpus if "data" in cfg else None,
         "data": _read(exp_dir / "data" / "summary.json"),
         "training": {s: summary for s in stages if (summary := _read(exp_dir / s / "summary.json"))},
-        "eval": {p.parent.name: _read(p) for p in sorted((exp_dir / "eval").glob("*/metrics.json"))},
+        "eval": {p.parent.name: {k: v for k, v in _read(p).items() if k != "items"}
+                 for p in sorted((exp_dir / "eval").glob("*/metrics.json"))},
         "checkpoints": {s: str(path.relative_to(exp_dir)) for s, path in checkpoints.items()},
     }
 

@@ -31,6 +31,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from omegaconf import DictConfig
+from tqdm import tqdm
 
 from ttsframe.data.audio import load_audio, save_audio
 from ttsframe.data.manifest import Utterance, read_manifest
@@ -194,14 +195,19 @@ def run(cfg: DictConfig, ctx) -> dict:
     rows = {t.id: rows[t.id] for t, _ in pairs if t.id in rows}
     size = max(1, int(options["batch_size"]))
     done_now = []
+    progress = tqdm(total=len(pairs), desc=f"synthesize {options['split']}", unit="utt", mininterval=1.0)
     for number, start in enumerate(range(0, len(pairs), size)):
         batch = pairs[start: start + size]
         if all(t.id in rows and (out_dir / f"{t.id}.wav").is_file() for t, _ in batch):
+            progress.update(len(batch))
             continue
         new = synthesize_batch(synth, batch, dataclasses.replace(sampling, seed=seed + number), out_dir)
         rows.update((row["id"], row) for row in new)
         done_now += new
         write_jsonl(out_dir / "items.jsonl", (rows[t.id] for t, _ in pairs if t.id in rows))
+        progress.update(len(batch))
+        progress.set_postfix(audio_s=round(sum(r["seconds_generated"] for r in done_now), 1))
+    progress.close()
     summary = report(list(rows.values()), done_now, len(pairs), alone, options["split"])
     write_json(out_dir / "summary.json", {"family": cls.FAMILY, **summary})
     return summary
