@@ -37,6 +37,7 @@ class ModelConfig:
     ffn_dim: int | None = None
     dropout: float | None = None
     reduction_factor: int | None = None  # MELLE: mel frames per decoder step (1..4)
+    input_noise: float | None = None  # VALL-E AR: share of input codes replaced by random ones in training
     # Loss weights of families that take them (MELLE: kl_weight, flux_weight, stop_weight,
     # stop_pos_weight); empty keeps the family's defaults.
     loss: dict[str, Any] = field(default_factory=dict)

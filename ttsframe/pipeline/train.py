@@ -112,8 +112,8 @@ def build_data(cfg: DictConfig, shard_dir: Path, seed: int, feature: str = "code
 
 def build_task(cfg: DictConfig, task: type, data: ShardDataModule, seed: int) -> L.LightningModule:
     m = cfg.model
-    overrides = {k: m[k] for k in ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout", "reduction_factor")
-                 if m[k] is not None}
+    sizes = ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout", "reduction_factor", "input_noise")
+    overrides = {k: m[k] for k in sizes if m[k] is not None}
     try:
         model_config = task.build_model_config(m.preset, data.vocab_size, data.n_codebooks, data.codebook_size,
                                                **overrides)

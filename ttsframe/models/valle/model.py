@@ -44,6 +44,9 @@ class ValleConfig:
     # NAR training: the prompt is a prefix of the utterance covering this share of its frames.
     prompt_fraction_min: float = 0.25
     prompt_fraction_max: float = 0.5
+    # AR training: share of the input codes replaced by random codes (the targets stay), so that
+    # predicting the next code from the previous ones alone stops paying and the text must be read.
+    input_noise: float = 0.0
 
     def __post_init__(self):
         if not 0.0 <= self.prompt_fraction_min <= self.prompt_fraction_max <= 1.0:
@@ -122,7 +125,8 @@ class ValleAR(nn.Module):
         batch, n_frames = codes.shape
         codes = codes.masked_fill(~lengths_to_mask(frame_lengths, n_frames), 0)  # pads may hold any value
         bos = codes.new_full((batch, 1), self.config.audio_bos)
-        audio_ids = torch.cat([bos, codes], dim=1)  # (B, T + 1)
+        inputs = self._noisy(codes) if self.training and self.config.input_noise > 0 else codes
+        audio_ids = torch.cat([bos, inputs], dim=1)  # (B, T + 1)
         packed = self._pack(tokens, token_lengths, audio_ids, frame_lengths + 1, pad_left=False)
         hidden = self.transformer(packed.values, packed.positions, packed.padding_mask)  # (B, S, D)
         audio_hidden = take_segment(hidden, packed.starts[:, 1], n_frames + 1)  # (B, T + 1, D)
@@ -132,6 +136,12 @@ class ValleAR(nn.Module):
         targets = targets.scatter(1, frame_lengths[:, None].long(), self.config.audio_eos)
         mask = lengths_to_mask(frame_lengths + 1, n_frames + 1)  # (B, T + 1)
         return CodebookPrediction(logits, targets, mask)
+
+    def _noisy(self, codes: torch.Tensor) -> torch.Tensor:
+        """(B, T) codes with a random `input_noise` share replaced by uniformly drawn codes."""
+        replace = torch.rand(codes.shape, device=codes.device) < self.config.input_noise
+        random_codes = torch.randint_like(codes, self.config.codebook_size)
+        return torch.where(replace, random_codes, codes)
 
     def prefill(
         self,

@@ -25,7 +25,7 @@ from ttsframe.training.optim import build_optimizer
 from ttsframe.training.resume import step_generator
 
 FAMILY = "valle"
-ARCH_OVERRIDES = ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout")
+ARCH_OVERRIDES = ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout", "input_noise")
 
 
 def model_config(preset: str, vocab_size: int, n_codebooks: int, codebook_size: int, **overrides) -> dict:

@@ -1,5 +1,7 @@
 """ValleAR / ValleNAR forward: shapes, targets, masks, padding neutrality, loss, bf16."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -53,6 +55,24 @@ def test_ar_shapes_targets_and_mask(ar):
     for i, length in enumerate(frame_lengths.tolist()):
         assert prediction.targets[i, :length].tolist() == codes[i, 0, :length].tolist()
         assert prediction.targets[i, length] == ar.config.audio_eos
+
+
+def test_ar_input_noise_changes_inputs_in_training_only():
+    torch.manual_seed(0)
+    noisy = ValleAR(dataclasses.replace(config(), input_noise=0.5))
+    data = batch()
+    noisy.train()
+    torch.manual_seed(1)
+    first = noisy(*data)
+    torch.manual_seed(2)
+    second = noisy(*data)
+    assert torch.equal(first.targets, second.targets) and torch.equal(first.mask, second.mask)
+    assert not torch.allclose(first.logits, second.logits)  # other codes replaced, targets unchanged
+    noisy.eval()
+    assert torch.equal(noisy(*data).logits, noisy(*data).logits)
+    clean = ValleAR(config())
+    clean.load_state_dict(noisy.state_dict())
+    assert torch.allclose(clean.eval()(*data).logits, noisy(*data).logits)
 
 
 def test_ar_rows_are_independent_of_padding(ar):
