@@ -162,9 +162,12 @@ def aggregates_table(metrics: dict) -> str:
 
 
 def speed_section(speed: dict) -> str:
-    rows = [(key, value) for key, value in speed.items() if key != "stages"]
+    rows = [(key, value) for key, value in speed.items() if not isinstance(value, dict)]
     rows = [(key, duration(v) if key.endswith("seconds") else v) for key, v in rows]
     parts = [key_value_table(rows)] if rows else ['<p class="muted">no timings recorded</p>']
+    synthesis_parts = speed.get("synthesis_parts_rtf") or {}
+    if synthesis_parts:
+        parts.append(key_value_table([(f"synthesis RTF: {name}", rtf) for name, rtf in synthesis_parts.items()]))
     stages = speed.get("stages") or {}
     if stages:
         parts.append(key_value_table([(f"stage {name}", duration(s)) for name, s in stages.items()]))

@@ -35,6 +35,7 @@ from ttsframe.codecs.mel import Config as MelCodecConfig
 from ttsframe.codecs.mel import MelCodec, MelConfig, check_mel_compatible
 from ttsframe.config.schema import TextConfig
 from ttsframe.data.audio import resample
+from ttsframe.inference.timing import PartTimer
 from ttsframe.errors import UserError
 from ttsframe.inference.checkpoint import read_checkpoint
 from ttsframe.inference.prompt import cut_prompt
@@ -113,10 +114,17 @@ class MelleSynthesizer:
         """
         if not items:
             return []
-        text_tokens = self.text_tokens([item.text for item in items])
-        prompt_tokens, prompt_mels = self.encode_prompts(items)
-        mels = synthesize_mel(self.model, text_tokens, prompt_tokens, prompt_mels, options)  # (T_i, M) each
-        return self.vocode(mels)
+        timer = PartTimer()
+        with timer("frontend"):
+            text_tokens = self.text_tokens([item.text for item in items])
+        with timer("prompt"):
+            prompt_tokens, prompt_mels = self.encode_prompts(items)
+        with timer("melle"):
+            mels = synthesize_mel(self.model, text_tokens, prompt_tokens, prompt_mels, options)  # (T_i, M) each
+        with timer("vocoder"):
+            wavs = self.vocode(mels)
+        self.last_timings = timer.seconds
+        return wavs
 
     @torch.inference_mode()
     def resynthesize(self, wavs: list[np.ndarray], sample_rate: int) -> list[np.ndarray]:

@@ -28,6 +28,7 @@ from ttsframe.codecs import build_codec, codec_schema, to_dataclass
 from ttsframe.codecs.base import encode_utterances, resolve_device
 from ttsframe.config.schema import TextConfig
 from ttsframe.data.audio import resample
+from ttsframe.inference.timing import PartTimer
 from ttsframe.errors import UserError
 from ttsframe.inference.checkpoint import read_checkpoint
 from ttsframe.inference.prompt import cut_prompt
@@ -112,10 +113,16 @@ class ValleSynthesizer:
         """
         if not items:
             return []
-        text_tokens = self.text_tokens([item.text for item in items])
-        prompt_tokens, prompt_codes = self.encode_prompts(items)
-        codes = synthesize_codes(self.ar, self.nar, text_tokens, prompt_tokens, prompt_codes, options)
-        return self.decode(codes)
+        timer = PartTimer()
+        with timer("frontend"):
+            text_tokens = self.text_tokens([item.text for item in items])
+        with timer("prompt"):
+            prompt_tokens, prompt_codes = self.encode_prompts(items)
+        codes = synthesize_codes(self.ar, self.nar, text_tokens, prompt_tokens, prompt_codes, options, timer)
+        with timer("decode"):
+            wavs = self.decode(codes)
+        self.last_timings = timer.seconds
+        return wavs
 
     @torch.inference_mode()
     def resynthesize(self, wavs: list[np.ndarray], sample_rate: int) -> list[np.ndarray]:

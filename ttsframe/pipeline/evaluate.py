@@ -34,7 +34,7 @@ from tqdm import tqdm
 from ttsframe.data.audio import load_audio, resample, save_audio
 from ttsframe.errors import UserError
 from ttsframe.eval.scorers import EVAL_RATE, SYSTEMS, Scorers
-from ttsframe.pipeline.synthesize import load_synthesizer, model_options, stage_family, stage_options
+from ttsframe.pipeline.synthesize import load_synthesizer, model_options, parts_rtf, stage_family, stage_options
 from ttsframe.utils.atomic import read_jsonl, write_json, write_jsonl
 
 OUTPUT_DIR = "eval"
@@ -183,7 +183,8 @@ def aggregate(items: list[dict], scores: dict, system: str) -> dict:
 
 
 def speed(exp_dir: Path, items: list[dict]) -> dict:
-    """The synthesis RTF and the seconds every finished stage took (the runner's markers)."""
+    """The synthesis RTF, overall and per part, and the seconds every finished stage took (the
+    runner's markers)."""
     stages = {}
     for marker in sorted((exp_dir / ".done").glob("stage*.json")):
         done = _read_json(marker) or {}
@@ -191,7 +192,8 @@ def speed(exp_dir: Path, items: list[dict]) -> dict:
             stages[marker.stem.split("_", 1)[1]] = done["seconds"]
     generated = sum(r.get("seconds_generated") or 0.0 for r in items)
     compute = sum(r.get("seconds_compute") or 0.0 for r in items)
-    return {"synthesis_rtf": round(compute / generated, 4) if generated else None, "stages": stages,
+    return {"synthesis_rtf": round(compute / generated, 4) if generated else None,
+            "synthesis_parts_rtf": parts_rtf(items), "stages": stages,
             "pipeline_seconds": round(sum(stages.values()), 2)}
 
 

@@ -15,8 +15,9 @@ vocoder from the recipe's `train_vocoder` stage (`vocoder_stage`; see `stage_voc
 Writes under `synth/<split>/`: `<id>.wav` (atomically), `items.jsonl` (one row per item: id,
 text, speaker, prompt_id, prompt_text, prompt_audio, reference_audio, synth_audio,
 seconds_generated, seconds_compute, rtf, mel_distance_to_reference (`ttsframe.eval.mel_distance`);
-`*_start` / `*_end` when the manifest has them) and `summary.json` (counts, RTF, mean mel
-distance). Items are synthesized in fixed batches with seed `seed + batch number`, so a killed
+`*_start` / `*_end` when the manifest has them; `part_seconds`: its share of each part of the
+synthesizer's time, e.g. frontend, prompt, ar, nar, decode) and `summary.json` (counts, RTF overall and
+per part, mean mel distance). Items are synthesized in fixed batches with seed `seed + batch number`, so a killed
 run resumes (finished batches are skipped) with the same output as an uninterrupted one;
 `settings.json` records the options, checkpoints and vocoder, and a run with other ones starts
 over. The compute time of a batch is shared among its items in proportion to the audio they got.
@@ -241,19 +242,22 @@ def synthesize_batch(synth, batch: list[tuple[Utterance, Utterance]], sampling, 
     began = time.perf_counter()
     wavs = synth.synthesize(items, sampling)
     compute = time.perf_counter() - began
+    parts = getattr(synth, "last_timings", {})
     total = sum(len(w) for w in wavs) / rate
     rows = []
     for (target, prompt), wav in zip(batch, wavs):
         path = out_dir / f"{target.id}.wav"
         save_audio(str(path), wav, rate)
         seconds = len(wav) / rate
-        share = compute * seconds / total if total > 0 else compute / len(batch)
+        fraction = seconds / total if total > 0 else 1 / len(batch)
+        share = compute * fraction
         rows.append({
             "id": target.id, "text": target.text, "speaker": target.speaker, "prompt_id": prompt.id,
             "prompt_text": prompt.text, "prompt_audio": prompt.audio, **_window("prompt", prompt),
             "reference_audio": target.audio, **_window("reference", target), "synth_audio": str(path),
             "seconds_generated": round(seconds, 3), "seconds_compute": round(share, 4),
             "rtf": round(share / seconds, 4) if seconds > 0 else None,
+            "part_seconds": {part: round(t * fraction, 4) for part, t in parts.items()},
             "mel_distance_to_reference": _rounded(mel_distance(wav, load_audio(target.audio, rate, target.start,
                                                                                target.end)[0], rate)),
         })
@@ -275,10 +279,21 @@ def report(rows: list[dict], done_now: list[dict], planned: int, alone: list[str
     generated = sum(r["seconds_generated"] for r in measured)
     compute = sum(r["seconds_compute"] for r in measured)
     rtf = round(compute / generated, 4) if generated > 0 else None
+    part_rtf = parts_rtf(measured)
     distances = [r["mel_distance_to_reference"] for r in rows if r.get("mel_distance_to_reference") is not None]
     distance = round(sum(distances) / len(distances), 4) if distances else None
     print(f"synthesize: {split}: {len(rows)}/{planned} items ({len(done_now)} now), "
           f"{generated:.1f} s of audio in {compute:.1f} s: RTF {rtf}; mel distance to the references {distance}")
     return {"split": split, "items": len(rows), "synthesized_now": len(done_now), "no_prompt_speakers": len(alone),
             "seconds_generated": round(generated, 2), "seconds_compute": round(compute, 2), "rtf": rtf,
-            "mel_distance_to_reference": distance}
+            "part_rtf": part_rtf, "mel_distance_to_reference": distance}
+
+
+def parts_rtf(rows: list[dict]) -> dict[str, float]:
+    """Real-time factor of each part of synthesis (frontend, prompt, ar, nar, decode, ...) over `rows`."""
+    generated = sum(r.get("seconds_generated") or 0.0 for r in rows)
+    totals: dict[str, float] = {}
+    for row in rows:
+        for part, seconds in (row.get("part_seconds") or {}).items():
+            totals[part] = totals.get(part, 0.0) + seconds
+    return {part: round(t / generated, 4) for part, t in totals.items()} if generated > 0 else {}

@@ -55,6 +55,7 @@ def synth(parts):
 
 def test_batch_of_two_gives_two_wavs_within_the_frame_budget(synth):
     wavs = synth.synthesize(items(), OPTIONS)
+    assert set(synth.last_timings) == {"frontend", "prompt", "melle", "vocoder"}
     assert len(wavs) == 2 and synth.sample_rate == RATE
     for wav, text in zip(wavs, ["hello world", "a test."]):
         assert wav.dtype == np.float32 and wav.ndim == 1 and np.isfinite(wav).all()

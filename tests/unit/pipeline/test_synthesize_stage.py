@@ -29,7 +29,8 @@ CODEC = dict(name="spectral", n_codebooks=2, codebook_size=16, kmeans_iters=3, f
 SPEAKERS = {"ann": 3, "bob": 2, "cid": 1}  # cid has no second utterance: no prompt
 OPTIONS = {"ar_stage": "train_ar", "nar_stage": "train_nar", "batch_size": 2, "device": "cpu", "top_k": 8,
            "max_frames_per_token": 1.0, "max_frames_base": 6}
-ROW_KEYS = {"id", "text", "speaker", "prompt_id", "prompt_text", "prompt_audio", "reference_audio", "synth_audio",
+ROW_KEYS = {"id", "text", "speaker", "part_seconds",
+            "prompt_id", "prompt_text", "prompt_audio", "reference_audio", "synth_audio",
             "seconds_generated", "seconds_compute", "rtf", "mel_distance_to_reference"}
 
 
@@ -100,6 +101,8 @@ def test_items_written_with_their_fields_and_resumed(exp):
     summary = synth_stage.run(config(), ctx)
     assert summary["items"] == summary["synthesized_now"] == 5 and summary["no_prompt_speakers"] == 1
     assert summary["rtf"] > 0
+    assert set(summary["part_rtf"]) == {"frontend", "prompt", "ar", "nar", "decode"}
+    assert sum(summary["part_rtf"].values()) <= summary["rtf"] * 1.001  # the parts lie within the call
     out = exp / "synth" / "test"
     rows = [json.loads(line) for line in (out / "items.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == ["ann_0", "bob_0", "ann_1", "bob_1", "ann_2"]

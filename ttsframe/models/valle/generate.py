@@ -139,6 +139,7 @@ def synthesize_codes(
     prompt_tokens: Sequence[torch.Tensor],
     prompt_codes: Sequence[torch.Tensor],
     options: SamplingOptions,
+    timer=None,
 ) -> list[torch.Tensor]:
     """Zero-shot synthesis of codec codes for a batch of items.
 
@@ -152,6 +153,7 @@ def synthesize_codes(
         prompt_tokens: per item (Lp_i,) phonemes of the prompt's transcript.
         prompt_codes: per item (K, Tp_i) codes of the prompt audio.
         options: AR sampling settings.
+        timer: optional `timer(part)` context manager factory; times the "ar" and "nar" parts.
 
     Returns:
         Per item (K, T_i) codes of the target speech only.
@@ -164,12 +166,15 @@ def synthesize_codes(
     target_lengths = torch.tensor([len(t) for t in text_tokens], device=device)
     max_frames = options.max_frames(target_lengths)
 
-    codes1 = generate_ar(ar, tokens, token_lengths, prompts[:, 0], prompt_lengths, options, max_frames,
-                         options.min_frames_for(target_lengths))
+    timer = timer or (lambda part: contextlib.nullcontext())
+    with timer("ar"):
+        codes1 = generate_ar(ar, tokens, token_lengths, prompts[:, 0], prompt_lengths, options, max_frames,
+                             options.min_frames_for(target_lengths))
     codes1, frame_lengths = _pad_stack(codes1, device)  # (B, T)
     if codes1.shape[1] == 0:
         return [prompts.new_zeros(prompts.shape[1], 0) for _ in text_tokens]
-    codes = generate_nar(nar, tokens, token_lengths, prompts, prompt_lengths, codes1, frame_lengths)
+    with timer("nar"):
+        codes = generate_nar(nar, tokens, token_lengths, prompts, prompt_lengths, codes1, frame_lengths)
     return [row[:, :length] for row, length in zip(codes, frame_lengths.tolist())]
 
 
