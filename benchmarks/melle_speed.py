@@ -18,7 +18,7 @@ import argparse
 import dataclasses
 
 import torch
-from timing import sync, timed
+from timing import timed
 
 from ttsframe.models.melle.generate import MelleSamplingOptions, generate_mel
 from ttsframe.models.melle.loss import melle_loss

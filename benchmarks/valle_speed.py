@@ -19,7 +19,7 @@ import dataclasses
 
 import numpy as np
 import torch
-from timing import sync, timed
+from timing import timed
 
 from ttsframe.models.valle.loss import codebook_loss
 from ttsframe.models.valle.model import ValleAR, ValleConfig, ValleNAR
