@@ -38,13 +38,13 @@ from ttsframe.data.audio import resample
 from ttsframe.inference.timing import PartTimer
 from ttsframe.errors import UserError
 from ttsframe.inference.checkpoint import read_checkpoint
-from ttsframe.inference.prompt import cut_prompt
+from ttsframe.inference.prompt import prepare_prompts
 from ttsframe.inference.text import encode_symbols, text_token_ids
 from ttsframe.inference.valle import (DEFAULT_MAX_PROMPT_SECONDS, MIN_DECODE_FRAMES, PROMPT_BATCH_SECONDS,
                                       SynthesisItem, check_frontend, codec_fields)
 from ttsframe.models.melle.generate import MelleSamplingOptions, synthesize_mel
 from ttsframe.models.melle.model import Melle, MelleConfig
-from ttsframe.text import WORD_BOUNDARY, Vocabulary, build_frontend
+from ttsframe.text import Vocabulary, build_frontend
 from ttsframe.vocoders import VOCODERS, Vocoder, build_vocoder
 
 GENERATOR_FILE = "generator.safetensors"  # a HiFi-GAN generator inside a release
@@ -145,18 +145,8 @@ class MelleSynthesizer:
         The transcript ids end with a word boundary (when the vocabulary has one), since the
         target text follows them as a new word.
         """
-        rate, r = self.sample_rate, self.model.config.reduction_factor
-        wavs, tokens = [], []
-        for item, symbols in zip(items, self.frontend.symbols([item.prompt_text for item in items])):
-            wav = np.asarray(item.prompt_wav, dtype=np.float32).reshape(-1)
-            wav = resample(wav, int(item.prompt_sample_rate), rate)
-            wav, symbols = cut_prompt(wav, rate, symbols, self.max_prompt_seconds)
-            if self.features.frames_for(len(wav)) < r:
-                raise UserError(f"prompt for {item.text!r} is too short ({len(wav) / rate:.3f} s)")
-            if symbols and WORD_BOUNDARY in self.vocab and symbols[-1] != WORD_BOUNDARY:
-                symbols = [*symbols, WORD_BOUNDARY]
-            wavs.append(wav)
-            tokens.append(self.encode_symbols(symbols, item.prompt_text))
+        wavs, tokens = prepare_prompts(items, self.frontend, self.vocab, self.sample_rate, self.max_prompt_seconds,
+                                       self.features.frames_for, self.model.config.reduction_factor)
         mels = encode_utterances(self.features, wavs, PROMPT_BATCH_SECONDS)  # (M, Tp_i) each
         return tokens, [m.T.contiguous() for m in mels]
 

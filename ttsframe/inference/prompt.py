@@ -66,3 +66,38 @@ def cut_prompt(wav: np.ndarray, sample_rate: int, symbols: list[str],
         return wav, list(symbols)
     cut = quiet_cut(wav, sample_rate, max_seconds)
     return wav[:cut], cut_symbols(symbols, cut / len(wav))
+
+
+def prepare_prompts(items, frontend, vocab, sample_rate: int, max_seconds: float | None,
+                    frames_for, min_frames: int) -> tuple[list[np.ndarray], list]:
+    """Each item's prompt audio at `sample_rate`, cut to `max_seconds`, and its transcript's ids.
+
+    Args:
+        items: `SynthesisItem`s (prompt_wav, prompt_sample_rate, prompt_text, text).
+        frontend, vocab: the text frontend and the model's vocabulary.
+        frames_for: num_samples -> feature frames of the synthesizer's codec or mel analysis.
+        min_frames: fewest frames a usable prompt has.
+
+    Returns:
+        per item the (T_i,) float32 prompt audio and its (Lp_i,) long ids, which end with a word
+        boundary (when the vocabulary has one), since the target text follows as a new word.
+
+    Raises:
+        UserError: a prompt too short for `min_frames`, or symbols the model never saw.
+    """
+    from ttsframe.data.audio import resample
+    from ttsframe.errors import UserError
+    from ttsframe.inference.text import encode_symbols
+
+    wavs, tokens = [], []
+    for item, symbols in zip(items, frontend.symbols([item.prompt_text for item in items])):
+        wav = resample(np.asarray(item.prompt_wav, dtype=np.float32).reshape(-1), int(item.prompt_sample_rate),
+                       sample_rate)
+        wav, symbols = cut_prompt(wav, sample_rate, symbols, max_seconds)
+        if frames_for(len(wav)) < min_frames:
+            raise UserError(f"prompt for {item.text!r} is too short ({len(wav) / sample_rate:.3f} s)")
+        if symbols and WORD_BOUNDARY in vocab and symbols[-1] != WORD_BOUNDARY:
+            symbols = [*symbols, WORD_BOUNDARY]
+        wavs.append(wav)
+        tokens.append(encode_symbols(vocab, symbols, item.prompt_text))
+    return wavs, tokens

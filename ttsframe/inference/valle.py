@@ -31,12 +31,12 @@ from ttsframe.data.audio import resample
 from ttsframe.inference.timing import PartTimer
 from ttsframe.errors import UserError
 from ttsframe.inference.checkpoint import read_checkpoint
-from ttsframe.inference.prompt import cut_prompt
+from ttsframe.inference.prompt import prepare_prompts
 from ttsframe.inference.text import encode_symbols, text_token_ids
 from ttsframe.models.valle.generate import synthesize_codes
 from ttsframe.models.valle.model import ValleAR, ValleConfig, ValleNAR
 from ttsframe.modules.sampling import SamplingOptions
-from ttsframe.text import WORD_BOUNDARY, Vocabulary, build_frontend
+from ttsframe.text import Vocabulary, build_frontend
 
 DEFAULT_MAX_PROMPT_SECONDS = 3.0  # the paper's 3-second enrolment
 PROMPT_BATCH_SECONDS = 600.0  # padded prompt audio per codec.encode call
@@ -142,17 +142,8 @@ class ValleSynthesizer:
         The transcript ids end with a word boundary (when the vocabulary has one), since the
         target text follows them as a new word.
         """
-        rate = self.codec.sample_rate
-        wavs, tokens = [], []
-        for item, symbols in zip(items, self.frontend.symbols([item.prompt_text for item in items])):
-            wav = resample(np.asarray(item.prompt_wav, dtype=np.float32).reshape(-1), int(item.prompt_sample_rate), rate)
-            wav, symbols = cut_prompt(wav, rate, symbols, self.max_prompt_seconds)
-            if self.codec.frames_for(len(wav)) < 1:
-                raise UserError(f"prompt for {item.text!r} is too short ({len(wav) / rate:.3f} s)")
-            if symbols and WORD_BOUNDARY in self.vocab and symbols[-1] != WORD_BOUNDARY:
-                symbols = [*symbols, WORD_BOUNDARY]
-            wavs.append(wav)
-            tokens.append(self.encode_symbols(symbols, item.prompt_text))
+        wavs, tokens = prepare_prompts(items, self.frontend, self.vocab, self.codec.sample_rate,
+                                       self.max_prompt_seconds, self.codec.frames_for, 1)
         codes = encode_utterances(self.codec, wavs, PROMPT_BATCH_SECONDS)  # (K, Tp_i) each
         return tokens, codes
 
