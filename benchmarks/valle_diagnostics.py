@@ -1,0 +1,92 @@
+"""Where a VALL-E run loses intelligibility: text reliance of the AR, the codec's ceiling per
+number of codebooks, and what the NAR adds to the true first codebook.
+
+    python benchmarks/valle_diagnostics.py exp/valle                 # 24 test items, best checkpoints
+    python benchmarks/valle_diagnostics.py exp/valle --items 60 --batches 10
+
+Prints:
+* text reliance: the AR's teacher-forced dev loss with each row's own phonemes and with another
+  row's (the batch rolled by one). A small difference means the AR predicts codes from the
+  acoustic context alone ("the loss looks fine but the output is noise").
+* codec ceiling: WER (the evaluate stage's offline ASR and normalisation) of the test
+  references encoded and decoded with their first k codebooks, k = 1 .. K.
+* NAR: WER of the true first codebook completed by the trained NAR (greedy), against the first
+  codebook alone and all true codebooks above.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from ttsframe.codecs.base import encode_utterances
+from ttsframe.data.audio import load_audio
+from ttsframe.data.manifest import read_manifest
+from ttsframe.eval.asr import build_asr
+from ttsframe.eval.wer import error_rates
+from ttsframe.inference import SynthesisItem, synthesizer_class
+from ttsframe.models.valle.generate import generate_nar
+from ttsframe.models.valle.loss import codebook_loss
+from ttsframe.pipeline.synthesize import load_synthesizer, pair_prompts
+from ttsframe.pipeline.train import build_data
+
+STAGES = {"ar_stage": "train_ar", "nar_stage": "train_nar", "checkpoint": "best", "max_prompt_seconds": 3.0}
+
+
+def text_reliance(ar, cfg, exp: Path, batches: int) -> tuple[float, float]:
+    """Mean dev loss of the AR with the right phonemes and with another row's."""
+    data = build_data(cfg, exp / "shards", int(cfg.seed), "codes")
+    own, other, count = 0.0, 0.0, 0
+    with torch.inference_mode():
+        for number, b in enumerate(data.val_dataloader()):
+            if number == batches:
+                break
+            own += float(codebook_loss(ar(b.tokens, b.token_lengths, b.codes, b.frame_lengths))["loss"])
+            rolled = ar(b.tokens.roll(1, 0), b.token_lengths.roll(1, 0), b.codes, b.frame_lengths)
+            other += float(codebook_loss(rolled)["loss"])
+            count += 1
+    return own / max(count, 1), other / max(count, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("exp_dir", help="a valle run with train_ar, train_nar and shards")
+    parser.add_argument("--items", type=int, default=24, help="test items for the WER figures")
+    parser.add_argument("--batches", type=int, default=6, help="dev batches for the text-reliance loss")
+    args = parser.parse_args()
+    exp = Path(args.exp_dir)
+    cfg = OmegaConf.load(exp / "train_nar" / "config.yaml")
+    synth, _ = load_synthesizer(cfg, exp, STAGES, "cpu", synthesizer_class("valle"))
+    ar, nar, codec, rate = synth.ar.eval(), synth.nar.eval(), synth.codec, synth.sample_rate
+
+    own, other = text_reliance(ar, cfg, exp, args.batches)
+    print(f"text reliance: AR dev loss {own:.3f} with its own text, {other:.3f} with another row's "
+          f"(difference {other - own:.3f})")
+
+    pairs = pair_prompts(read_manifest(str(exp / "data" / "test.jsonl")))[0][: args.items]
+    asr = build_asr("faster_whisper", model=None, device="cpu")
+    texts = [target.text for target, _ in pairs]
+    heard: dict[str, list[str]] = {}
+    for target, prompt in pairs:
+        reference = load_audio(target.audio, rate, target.start, target.end)[0]
+        codes = encode_utterances(codec, [reference], 600.0)[0]  # (K, T)
+        for k in range(1, codes.shape[0] + 1):
+            heard.setdefault(f"codec, first {k} codebook(s)", []).append(
+                asr.transcribe(synth.decode([codes[:k]]), rate)[0])
+        item = SynthesisItem(target.text, load_audio(prompt.audio, rate, prompt.start, prompt.end)[0], rate,
+                             prompt.text)
+        prompt_tokens, prompt_codes = synth.encode_prompts([item])
+        tokens = torch.cat([prompt_tokens[0], synth.text_tokens([target.text])[0]])[None]
+        filled = generate_nar(nar, tokens, torch.tensor([tokens.shape[1]]), prompt_codes[0][None],
+                              torch.tensor([prompt_codes[0].shape[1]]), codes[0][None],
+                              torch.tensor([codes.shape[1]]))
+        heard.setdefault("true codebook 1 + NAR", []).append(asr.transcribe(synth.decode([filled[0]]), rate)[0])
+    for name, hypotheses in heard.items():
+        print(f"WER {error_rates(texts, hypotheses).wer:.3f}  {name}  ({len(texts)} test items)")
+
+
+if __name__ == "__main__":
+    main()
