@@ -70,3 +70,35 @@ def read_checkpoint(path: str | Path, family: str, task: str) -> CheckpointModel
     step = checkpoint.get("global_step")
     return CheckpointModel(dict(hparams["model_config"]), weights, family, task,
                            int(step) if step is not None else None)
+
+
+def load_vocabulary(shard_dir: Path):
+    """The tokenize stage's `vocab.json`; UserError saying to run that stage when it is missing."""
+    from ttsframe.text import Vocabulary
+
+    path = Path(shard_dir) / "vocab.json"
+    if not path.is_file():
+        raise UserError(f"{path} not found: run the tokenize stage first")
+    return Vocabulary.load(path)
+
+
+def save_weights(path: Path, module: torch.nn.Module, family: str, task: str) -> None:
+    """A module's state dict as safetensors (atomically), tagged with its family and task."""
+    from safetensors.torch import save_file
+
+    from ttsframe.utils.atomic import atomic_path
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"family": family, "task": task})
+
+
+def release_of(cls: type, path: str | Path, device: str):
+    """`ttsframe.load_release(path)`, refused unless it is a release of `cls`'s family."""
+    from ttsframe.release import load_release
+
+    synth = load_release(path, device=device)
+    if not isinstance(synth, cls):
+        raise UserError(f"{path} is a release of family {synth.FAMILY!r}, not {cls.FAMILY!r}")
+    return synth
+

@@ -37,7 +37,7 @@ from ttsframe.config.schema import TextConfig
 from ttsframe.data.audio import resample
 from ttsframe.inference.timing import PartTimer
 from ttsframe.errors import UserError
-from ttsframe.inference.checkpoint import read_checkpoint
+from ttsframe.inference.checkpoint import load_vocabulary, read_checkpoint, release_of, save_weights
 from ttsframe.inference.prompt import prepare_prompts
 from ttsframe.inference.text import encode_symbols, text_token_ids
 from ttsframe.inference.valle import (DEFAULT_MAX_PROMPT_SECONDS, MIN_DECODE_FRAMES, PROMPT_BATCH_SECONDS,
@@ -193,35 +193,24 @@ class MelleSynthesizer:
         mel_config = MelConfig.from_any(fields["mel"])
         check_shard_mel(shard_dir, mel_config)
         text_config = dataclasses.asdict(to_dataclass(TextConfig, text_cfg, "text"))
-        vocab_path = shard_dir / "vocab.json"
-        if not vocab_path.is_file():
-            raise UserError(f"{vocab_path} not found: run the tokenize stage first")
+        vocab = load_vocabulary(shard_dir)
         state = read_checkpoint(melle_ckpt, "melle", "melle")
         model = build_model(state.config, state.state_dict, device)
-        return cls(model, mel_config, build_frontend(TextConfig(**text_config)), Vocabulary.load(vocab_path),
+        return cls(model, mel_config, build_frontend(TextConfig(**text_config)), vocab,
                    vocoder, text_config=text_config, max_prompt_seconds=max_prompt_seconds)
 
     @classmethod
     def from_release(cls, path: str | Path, device: str = "auto") -> "MelleSynthesizer":
         """From a release folder (see `ttsframe.release`)."""
-        from ttsframe.release import load_release
-
-        synth = load_release(path, device=device)
-        if not isinstance(synth, cls):
-            raise UserError(f"{path} is a release of family {synth.FAMILY!r}, not {cls.FAMILY!r}")
-        return synth
+        return release_of(cls, path, device)
 
     # -- release parts (ttsframe.release writes config.yaml and the card) -------------------------
     def write_release_files(self, out_dir: Path) -> None:
         """model.safetensors, model_config.json, mel.json, vocab.json, vocoder.json (+ the
         vocoder's generator.safetensors / .json unless it is the universal one)."""
-        from safetensors.torch import save_file
+        from ttsframe.utils.atomic import write_json
 
-        from ttsframe.utils.atomic import atomic_path, write_json
-
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        with atomic_path(out_dir / "model.safetensors") as tmp:
-            save_file(tensors, str(tmp), metadata={"family": self.FAMILY, "task": "melle"})
+        save_weights(out_dir / "model.safetensors", self.model, self.FAMILY, "melle")
         write_json(out_dir / "model_config.json", {"family": self.FAMILY,
                                                    "model": dataclasses.asdict(self.model.config)})
         write_json(out_dir / "mel.json", self.mel_config.to_dict())

@@ -30,7 +30,7 @@ from ttsframe.config.schema import TextConfig
 from ttsframe.data.audio import resample
 from ttsframe.inference.timing import PartTimer
 from ttsframe.errors import UserError
-from ttsframe.inference.checkpoint import read_checkpoint
+from ttsframe.inference.checkpoint import load_vocabulary, read_checkpoint, release_of, save_weights
 from ttsframe.inference.prompt import prepare_prompts
 from ttsframe.inference.text import encode_symbols, text_token_ids
 from ttsframe.models.valle.generate import synthesize_codes
@@ -190,37 +190,26 @@ class ValleSynthesizer:
             codec.load(shard_dir / "codec.safetensors")
         check_shard_codec(shard_dir, codec)
         text_config = dataclasses.asdict(to_dataclass(TextConfig, text_cfg, "text"))
-        vocab_path = shard_dir / "vocab.json"
-        if not vocab_path.is_file():
-            raise UserError(f"{vocab_path} not found: run the tokenize stage first")
+        vocab = load_vocabulary(shard_dir)
         ar_state = read_checkpoint(ar_ckpt, "valle", "valle_ar")
         nar_state = read_checkpoint(nar_ckpt, "valle", "valle_nar")
         ar = build_model(ValleAR, ar_state.config, ar_state.state_dict, device)
         nar = build_model(ValleNAR, nar_state.config, nar_state.state_dict, device)
-        return cls(ar, nar, codec, build_frontend(TextConfig(**text_config)), Vocabulary.load(vocab_path),
+        return cls(ar, nar, codec, build_frontend(TextConfig(**text_config)), vocab,
                    text_config=text_config, codec_config=codec_config, max_prompt_seconds=max_prompt_seconds)
 
     @classmethod
     def from_release(cls, path: str | Path, device: str = "auto") -> "ValleSynthesizer":
         """From a release folder (see `ttsframe.release`)."""
-        from ttsframe.release import load_release
-
-        synth = load_release(path, device=device)
-        if not isinstance(synth, cls):
-            raise UserError(f"{path} is a release of family {synth.FAMILY!r}, not {cls.FAMILY!r}")
-        return synth
+        return release_of(cls, path, device)
 
     # -- release parts (ttsframe.release writes config.yaml and the card) -------------------------
     def write_release_files(self, out_dir: Path) -> None:
         """ar/nar.safetensors, model_config.json, vocab.json, codec.json (+ codec.safetensors when fitted)."""
-        from safetensors.torch import save_file
-
-        from ttsframe.utils.atomic import atomic_path, write_json
+        from ttsframe.utils.atomic import write_json
 
         for name, model, task in (("ar", self.ar, "valle_ar"), ("nar", self.nar, "valle_nar")):
-            tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-            with atomic_path(out_dir / f"{name}.safetensors") as tmp:
-                save_file(tensors, str(tmp), metadata={"family": self.FAMILY, "task": task})
+            save_weights(out_dir / f"{name}.safetensors", model, self.FAMILY, task)
         write_json(out_dir / "model_config.json", {"family": self.FAMILY, "ar": dataclasses.asdict(self.ar.config),
                                                    "nar": dataclasses.asdict(self.nar.config)})
         self.vocab.save(out_dir / "vocab.json")
