@@ -76,13 +76,14 @@ class Scorers:
 
     def score(self, system: str, audio: list[np.ndarray], texts: list[str], prompt_embeddings: np.ndarray,
               references: list[np.ndarray] | None = None,
-              reference_embeddings: np.ndarray | None = None) -> list[dict]:
+              reference_embeddings: np.ndarray | None = None, embeddings: np.ndarray | None = None) -> list[dict]:
         """Per item metrics of one system's audio (all at EVAL_RATE).
 
         Args:
             audio: (T_i,) per item; texts: what each item should say.
             prompt_embeddings: (N, D) speaker embeddings of the prompts.
             references, reference_embeddings: the ground truth, for the systems compared to it.
+            embeddings: (N, D) speaker embeddings of `audio` when already computed.
         """
         from ttsframe.eval.signal_metrics import signal_metrics
         from ttsframe.eval.speaker import cosine_similarity
@@ -92,7 +93,7 @@ class Scorers:
         hypotheses = self.asr.transcribe(audio, EVAL_RATE)
         rates = error_rates(texts, hypotheses)
         rows = [{"hypothesis": h, "wer": u["wer"], "cer": u["cer"]} for h, u in zip(hypotheses, rates.per_utterance)]
-        embeddings = self.embed(audio, usable)
+        embeddings = self.embed(audio, usable) if embeddings is None else embeddings
         for row, similarity in zip(rows, cosine_similarity(embeddings, prompt_embeddings)):
             row["sim_to_prompt"] = float(similarity)
         if reference_embeddings is not None:

@@ -151,7 +151,8 @@ def score_chunk(scorers: Scorers, chunk: list[dict], audio: dict, systems: list[
     for system in systems:
         compared = system != "ground_truth"
         out[system] = scorers.score(system, audio[system], texts, prompts,
-                                    references if compared else None, reference_embeddings if compared else None)
+                                    references if compared else None, reference_embeddings if compared else None,
+                                    None if compared else reference_embeddings)  # ground truth: embedded above
     if "synthesis" in out:
         for row, metrics in zip(chunk, out["synthesis"]):
             metrics.update({k: row.get(k) for k in ("seconds_generated", "seconds_compute", "rtf")})
