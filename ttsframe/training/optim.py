@@ -69,8 +69,10 @@ def build_optimizer(model: nn.Module, optim: dict, max_steps: int) -> dict:
         raise ValueError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}")
     groups = param_groups(model, float(optim.get("weight_decay", 0.01)))
     on_cuda = all(p.is_cuda for g in groups for p in g["params"])
+    # Multi-tensor (foreach) kernels on CUDA, not fused: Lightning's mixed-precision plugins refuse
+    # gradient clipping with a fused optimizer (it unscales internally), seen on an H200 in bf16-mixed.
     optimizer = torch.optim.AdamW(groups, lr=float(optim.get("lr", 1e-3)), betas=tuple(optim.get("betas", (0.9, 0.95))),
-                                  eps=float(optim.get("eps", 1e-8)), fused=on_cuda or None)
+                                  eps=float(optim.get("eps", 1e-8)), foreach=on_cuda or None)
     decay_steps = optim.get("decay_steps") or max_steps
     multiplier = lr_lambda(optim.get("schedule", "cosine"), int(optim.get("warmup_steps", 0)), int(decay_steps),
                            float(optim.get("min_lr_ratio", 0.0)))
