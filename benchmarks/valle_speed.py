@@ -14,12 +14,11 @@ The rtf section uses the tiny preset with the spectral codec (Griffin-Lim, 60 it
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 
 import numpy as np
 import torch
-from timing import timed
+from timing import parse_speed_args, run_sections, speed_parser, timed
 
 from ttsframe.models.valle.loss import codebook_loss
 from ttsframe.models.valle.model import ValleAR, ValleConfig, ValleNAR
@@ -144,29 +143,10 @@ SECTIONS = {"train": train_speed, "decode": decode_speed, "rtf": rtf}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("section", choices=[*SECTIONS, "all"])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--presets", default="tiny,mid", help=f"comma-separated, of {', '.join(PRESETS)}")
-    parser.add_argument("--batch", type=int, default=4, help="train: rows per batch")
-    parser.add_argument("--seconds", type=float, default=5.0, help="train: longest row, seconds of speech")
-    parser.add_argument("--bf16", action="store_true", help="train: bf16 autocast")
+    parser = speed_parser(__doc__, SECTIONS, PRESETS)
     parser.add_argument("--steps", type=int, default=150, help="decode: AR steps")
-    parser.add_argument("--frames", type=int, default=430, help="rtf: frames generated per item (86/s)")
-    parser.add_argument("--rtf-batch", type=int, default=1, help="rtf: items per synthesize call")
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
-    args.presets = [p for p in args.presets.split(",") if p]
-    unknown = set(args.presets) - set(PRESETS)
-    if unknown:
-        parser.error(f"unknown presets {sorted(unknown)}; valid: {', '.join(PRESETS)}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
-    for name in SECTIONS if args.section == "all" else [args.section]:
-        SECTIONS[name](args, device)
+    args, device = parse_speed_args(parser, PRESETS)
+    run_sections(SECTIONS, args, device)
 
 
 if __name__ == "__main__":
