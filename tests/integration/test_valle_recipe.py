@@ -65,3 +65,38 @@ def test_valle_recipe_end_to_end(tmp_path, capsys):
                  "--out", str(out), "--seed", "3"]) == 0
     assert sf.info(out).frames > 0
     capsys.readouterr()
+
+
+def test_valle_recipe_with_encodec_weights(tmp_path, capsys):
+    """The cluster configuration (`codec=encodec_24khz`) through every stage and the release's CLI, with
+    an EnCodec checkpoint in the published format made here (random weights: no network)."""
+    import torch
+
+    from ttsframe.codecs import build_codec
+    from ttsframe.codecs.encodec import CHECKPOINT_NAME
+
+    torch.manual_seed(0)
+    checkpoint = tmp_path / CHECKPOINT_NAME
+    torch.save(build_codec({"name": "encodec", "pretrained": False, "device": "cpu"}).model.state_dict(), checkpoint)
+    recipe, _ = tiny_recipe(tmp_path)
+    exp = tmp_path / "exp"
+    overrides = [f"exp_dir={exp}", "data=builtin_tiny", f"data.cache_dir={tmp_path / 'cache'}",
+                 "codec=encodec_24khz", f"codec.checkpoint={checkpoint}", "codec.bandwidth=1.5",
+                 "codec.device=cpu", "trainer.max_steps=2", "trainer.val_check_interval=2",
+                 "trainer.limit_val_batches=1", "trainer.logger=csv", "trainer.num_workers=0",
+                 "trainer.checkpoint_every_n_steps=2", "trainer.audio_samples=0", "trainer.progress_bar=false"]
+    assert main(["run", str(recipe), *overrides]) == 0
+    codec = json.loads((exp / "release" / "codec.json").read_text())
+    assert codec["fitted"] is False and codec["config"]["checkpoint"] == str(checkpoint)
+    assert (codec["describe"]["name"], codec["describe"]["n_codebooks"], codec["describe"]["frame_rate"]) == (
+        "encodec", 2, 75.0)
+    assert not (exp / "release" / "codec.safetensors").exists()  # weights come from the checkpoint, not the release
+    metrics = json.loads((exp / "eval" / "test" / "metrics.json").read_text())
+    assert metrics["aggregates"]["synthesis"]["items"] == 2
+    item = json.loads((exp / "synth" / "test" / "items.jsonl").read_text().splitlines()[0])
+    out = tmp_path / "cli.wav"
+    assert main(["synthesize", "--release", str(exp / "release"), "--text", "A red boat.",
+                 "--prompt-wav", item["prompt_audio"], "--prompt-text", item["prompt_text"],
+                 "--out", str(out), "--device", "cpu"]) == 0
+    assert sf.info(out).samplerate == 24000 and sf.info(out).frames > 0
+    capsys.readouterr()
