@@ -71,13 +71,12 @@ def check_kv_cache(device: torch.device) -> None:
 
 
 def check_valle_bf16(device: torch.device) -> None:
-    import dataclasses
+    from valle_speed import valle_mid
 
     from ttsframe.models.valle.loss import codebook_loss
     from ttsframe.models.valle.model import ValleAR, ValleNAR
-    from ttsframe.models.valle.presets import valle_base
 
-    config = dataclasses.replace(valle_base(100, 8, 1024), d_model=512, n_heads=8, n_layers=6, ffn_dim=2048)
+    config = valle_mid(100, 8, 1024)
     gen = torch.Generator().manual_seed(0)
     tokens = torch.randint(1, 100, (4, 60), generator=gen).to(device)
     token_lengths = torch.tensor([60, 50, 40, 30], device=device)
@@ -91,7 +90,7 @@ def check_valle_bf16(device: torch.device) -> None:
             out = codebook_loss(model(tokens, token_lengths, codes, frame_lengths, **extra))
         out["loss"].backward()
         grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
-        print(f"valle {kind.__name__} bf16 autocast: loss {float(out['loss']):.3f} (ln 1024 = {np.log(1024):.3f}), "
+        print(f"valle {kind.__name__} bf16 autocast: loss {out['loss'].item():.3f} (ln 1024 = {np.log(1024):.3f}), "
               f"gradients finite {bool(torch.isfinite(grads).all())}, norm {float(grads.norm()):.3f}")
 
 

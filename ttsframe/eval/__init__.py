@@ -1,1 +1,2 @@
-"""Objective evaluation of synthesized speech (mel distance; ASR WER, speaker similarity, RTF to come)."""
+"""Objective evaluation of synthesized speech: WER/CER, speaker similarity, signal metrics, MOS
+predictors, the report and run comparison (one module each)."""

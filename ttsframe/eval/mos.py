@@ -26,7 +26,6 @@ import math
 import os
 import sys
 from contextlib import contextmanager
-from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 import torch
@@ -34,6 +33,7 @@ import torch
 from ttsframe.codecs.base import resolve_device
 from ttsframe.data.audio import clips_at_rate
 from ttsframe.errors import ConfigError, UserError
+from ttsframe.eval.provenance import package_version
 
 MOS_RATE = 16000  # both predictors take 16 kHz audio
 WINDOW_SECONDS = 9.01  # DNSMOS's input length
@@ -41,14 +41,6 @@ WINDOW_SECONDS = 9.01  # DNSMOS's input length
 
 class MetricUnavailable(UserError):
     """A predictor cannot be loaded here; the message says exactly what to provide."""
-
-
-
-def _package_version(name: str) -> str | None:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
 
 
 class DNSMOS:
@@ -94,8 +86,8 @@ class DNSMOS:
 
     def describe(self) -> dict:
         return {"predictor": "dnsmos", "model": "DNSMOS P.835 sig_bak_ovr + P.808 model_v8 (onnx)",
-                "personalized": self.personalized, "source": self.primary, "speechmos": _package_version("speechmos"),
-                "onnxruntime": _package_version("onnxruntime"), "device": "cpu", "sample_rate": MOS_RATE,
+                "personalized": self.personalized, "source": self.primary, "speechmos": package_version("speechmos"),
+                "onnxruntime": package_version("onnxruntime"), "device": "cpu", "sample_rate": MOS_RATE,
                 "short_clips": "doubled until >= 9.01 s (dnsmos_local.py convention); empty -> NaN",
                 "looped_windows": self.looped_windows}
 

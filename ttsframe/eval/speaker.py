@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ import torch
 from ttsframe.codecs.base import resolve_device
 from ttsframe.data.audio import clips_at_rate
 from ttsframe.errors import ConfigError, UserError
+from ttsframe.eval.provenance import package_version
 
 ENCODER_RATE = 16000  # both encoders take 16 kHz audio
 DEFAULT_WAVLM = "microsoft/wavlm-base-plus-sv"
@@ -46,7 +46,6 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return (dot / norms).astype(np.float32)
 
 
-
 def has_signal(wav: np.ndarray) -> bool:
     return wav.size > 0 and bool(np.any(wav != 0))
 
@@ -55,13 +54,6 @@ def unit_rows(embeddings: np.ndarray) -> np.ndarray:
     """(N, D) -> (N, D) float32 with each row of L2 norm 1."""
     norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
     return (embeddings / np.maximum(norms, 1e-12)).astype(np.float32)
-
-
-def _package_version(name: str) -> str | None:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
 
 
 class ResemblyzerEncoder:
@@ -98,7 +90,7 @@ class ResemblyzerEncoder:
 
     def describe(self) -> dict:
         return {"backend": "resemblyzer", "model": "GE2E d-vector (resemblyzer pretrained.pt)",
-                "source": self.weights, "version": _package_version("resemblyzer"),
+                "source": self.weights, "version": package_version("resemblyzer"),
                 "device": str(self.device), "sample_rate": ENCODER_RATE}
 
 
@@ -145,7 +137,7 @@ class WavLMSpeakerEncoder:
 
     def describe(self) -> dict:
         return {"backend": "wavlm_sv", "model": self.model_name, "source": self.source,
-                "transformers": _package_version("transformers"), "device": str(self.device),
+                "transformers": package_version("transformers"), "device": str(self.device),
                 "batch_size": self.batch_size, "sample_rate": ENCODER_RATE}
 
 
