@@ -4,8 +4,10 @@ Voices are espeak-ng voice variants (the library of the `espeakng-loader` wheel)
 pitch and rate, plus Debian's flite voices where the `flite` binary is installed. Train voices
 speak overlapping subsets of the train sentences and all dev sentences; held-out voices never
 appear in train or dev and speak the test sentences only (unseen speakers for zero-shot
-prompts). Sentences come from a small grammar (`builtin_text`); test, dev and train sentences
-are disjoint slices of one list.
+prompts). Sentences come from a small grammar (`builtin_text`): test and dev sentences are the
+head of its list, train sentences a phonetically balanced selection (`builtin_select`) from a
+pool of POOL_PER_SENTENCE candidates per train sentence after them, so every phone of the
+en-us inventory occurs >= 20 times in train. The selection is cached beside the audio.
 
 The audio is cached under `<cache_dir>/builtin/<hash of every setting>/`, one 16-bit mono wav
 per utterance written atomically, with a completion marker: a re-run costs nothing, a killed
@@ -27,13 +29,16 @@ from tqdm import tqdm
 
 from data_prep import builtin_synth
 from data_prep.builtin_synth import Job, Voice
+from data_prep.builtin_select import DIPHONE_TARGET, PHONE_TARGET, PHONE_WEIGHT, select
 from data_prep.builtin_text import sentences
 from data_prep.common import CorpusConfig
 from ttsframe.data.manifest import Candidate
 from ttsframe.errors import UserError
+from ttsframe.text.phonemes import STRESS_MARKS, PhonemizerFrontend
 from ttsframe.utils.atomic import write_json
 
-FORMAT_VERSION = 1  # bump when the synthesis or the plan changes in a way the settings don't show
+FORMAT_VERSION = 2  # bump when the synthesis or the plan changes in a way the settings don't show
+POOL_PER_SENTENCE, MIN_POOL = 10, 400  # candidates for the train selection
 
 # Train voices in the order they are taken (num_train_voices of them); flite ones are skipped
 # where flite is not installed or use_flite is false.
@@ -147,10 +152,11 @@ def plan(cfg: Config, flite: frozenset[str] = frozenset()) -> list[Entry]:
         raise UserError("data.num_dev_sentences and data.num_test_sentences must be >= 0")
     train_voices, test_voices = pick_voices(cfg, flite)
     n_test, n_dev, n_train = cfg.num_test_sentences, cfg.num_dev_sentences, cfg.num_train_sentences
-    texts = sentences(n_test + n_dev + n_train, cfg.seed)
+    pool_size = max(MIN_POOL, POOL_PER_SENTENCE * n_train)
+    texts = sentences(n_test + n_dev + pool_size, cfg.seed)
     test_ids = range(n_test)
     dev_ids = range(n_test, n_test + n_dev)
-    train_ids = list(range(n_test + n_dev, len(texts)))
+    train_ids = [n_test + n_dev + i for i in select_train(cfg, texts[n_test + n_dev:])]
     random.Random(f"builtin-assign-{cfg.seed}").shuffle(train_ids)
 
     def entry(voice: Voice, i: int, split: str) -> Entry:
@@ -171,6 +177,20 @@ def plan(cfg: Config, flite: frozenset[str] = frozenset()) -> list[Entry]:
     seen_voices = {e.voice.name for e in entries if e.split != "test"}
     assert not seen_voices & {v.name for v in test_voices}, "held-out voice in train or dev"
     return sorted(entries, key=lambda e: e.id)
+
+
+def select_train(cfg: Config, pool: list[str]) -> list[int]:
+    """Indices into `pool` of the balanced train sentences, cached under the corpus cache."""
+    frontend = PhonemizerFrontend(language="en-us")
+    key_info = {"format": FORMAT_VERSION, "pool": pool, "n": cfg.num_train_sentences,
+                "frontend": frontend.settings(), "select": [PHONE_TARGET, PHONE_WEIGHT, DIPHONE_TARGET]}
+    key = hashlib.sha1(json.dumps(key_info, sort_keys=True).encode()).hexdigest()[:16]
+    path = cache_root(cfg) / "selections" / f"{key}.json"
+    if path.is_file():
+        return json.loads(path.read_text())["picked"]
+    picked = select(frontend.symbols(pool), cfg.num_train_sentences, STRESS_MARKS)
+    write_json(path, {"picked": picked, "pool": len(pool)})
+    return picked
 
 
 def cache_root(cfg: Config) -> Path:

@@ -133,8 +133,8 @@ def model_card(config: dict, synthesizer, info: dict) -> str:
     corpus = info.get("corpus") or (config.get("data") or {}).get("corpus", "unknown")
     options_module, options = s.CARD_OPTIONS
     options_class = options.partition("(")[0]
-    lines = [f"# {name}: {s.TITLE}", "", s.SUMMARY, "", "## Model", "", *s.card_lines(), "",
-             "## Training data", "", f"- corpus: `{corpus}`"]
+    lines = [f"# {name}: {s.TITLE}", "", s.SUMMARY, "", "## Model", "", *s.card_lines(), *vocabulary_lines(s.vocab),
+             "", "## Training data", "", f"- corpus: `{corpus}`"]
     for split, row in ((info.get("data") or {}).get("splits") or {}).items():
         lines.append(f"- {split}: {row.get('utterances')} utterances, {row.get('hours')} h, "
                      f"{row.get('speakers')} speakers")
@@ -164,6 +164,17 @@ def model_card(config: dict, synthesizer, info: dict) -> str:
               "- zero-shot voice cloning: use prompts only with the speaker's consent, and say that "
               "the speech is synthetic.", ""]
     return "\n".join(lines)
+
+
+def vocabulary_lines(vocab) -> list[str]:
+    """The model card's lines on the text symbols, naming those that training never saw."""
+    settings = vocab.settings
+    lines = [f"- vocabulary: {len(vocab)} symbols ({settings.get('frontend', '?')} frontend, language "
+             f"`{settings.get('language', '?')}`): the frontend's whole inventory and the training text's symbols"]
+    if vocab.untrained:
+        lines.append(f"- never seen in training (their embeddings are untrained, so speech with them may be "
+                     f"poor): {' '.join(f'`{u}`' for u in vocab.untrained)}")
+    return lines
 
 
 CARD_METRICS = ("wer", "cer", "sim_to_prompt", "sim_to_reference", "mcd", "log_f0_rmse", "pesq", "stoi",

@@ -11,6 +11,7 @@ from ttsframe.__main__ import main
 from ttsframe.data.manifest import read_manifest
 from ttsframe.data.shards import read_index
 from ttsframe.pipeline import tokenize
+from ttsframe.text import PhonemizerFrontend
 from ttsframe.utils.atomic import read_jsonl
 
 pytestmark = pytest.mark.integration
@@ -39,7 +40,7 @@ def shard_contents(shard_dir):
     return contents
 
 
-def test_prepare_and_tokenize(tmp_path, corpus_cache, monkeypatch):
+def test_prepare_and_tokenize(tmp_path, corpus_cache, monkeypatch, capsys):
     monkeypatch.setattr(tokenize, "SHARD_SIZE", 8)
     assert run("--stage", 0, "--stop-stage", 1, *overrides(tmp_path, corpus_cache)) == 0
 
@@ -69,7 +70,16 @@ def test_prepare_and_tokenize(tmp_path, corpus_cache, monkeypatch):
             seen += [m["id"] for m in metas]
         assert sorted(seen) == sorted(u.id for u in utts), f"{split}: duplicates or holes"
     assert (tmp_path / "shards" / "config.yaml").is_file() and (tmp_path / "data" / "config.yaml").is_file()
-    assert vocab
+    # The vocabulary holds the frontend's whole inventory; coverage.json counts it in train.
+    frontend = PhonemizerFrontend()
+    inventory = frontend.inventory()
+    assert inventory.symbols <= set(vocab["symbols"])
+    train_seen = {s for seq in frontend.symbols([u.text for u in manifests["train"]]) for s in seq}
+    found = json.loads((tmp_path / "shards" / "coverage.json").read_text())
+    assert set(found["counts"]) == set(inventory.units) and found["min_count"] == 20
+    assert {u for u, c in found["counts"].items() if c > 0} == train_seen & set(inventory.units)
+    assert vocab["untrained"] == found["untrained"] == sorted(inventory.symbols - train_seen)
+    assert "text coverage:" in capsys.readouterr().out
 
     # A re-run does nothing; a killed tokenize resumes to the same shards as a clean run.
     before = shard_contents(tmp_path / "shards")

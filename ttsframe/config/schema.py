@@ -36,3 +36,4 @@ class TextConfig:
     preserve_punctuation: bool = True
     lowercase: bool = True  # chars frontend only
     num_workers: int = 2  # processes for phonemizing a split
+    min_symbol_count: int = 20  # tokenize lists the inventory symbols that occur fewer times in train

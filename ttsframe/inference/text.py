@@ -12,7 +12,8 @@ def encode_symbols(vocab, symbols: list[str], text: str) -> torch.Tensor:
     unknown = sorted({s for s in symbols if s not in vocab})
     if unknown:
         raise UserError(f"cannot synthesize {text!r}: the model has no symbol for {', '.join(map(repr, unknown))} "
-                        "(its vocabulary holds the symbols of its training text); rephrase or spell them out")
+                        "(its vocabulary holds its text frontend's inventory for the language and the symbols of its training "
+                        "text); rephrase or spell them out")
     return torch.tensor(vocab.encode(symbols, unknown="error", text=text), dtype=torch.long)
 
 

@@ -1,6 +1,8 @@
 """Stage `tokenize`: manifests -> text ids + codec codes (or mels) in webdataset shards.
 
-Writes under `shards/`: `vocab.json` (built from the train split), the fitted codec when the
+Writes under `shards/`: `vocab.json` (the frontend's inventory and the train split's symbols),
+`coverage.json` (how often each inventory symbol occurs in train; the rare ones are printed),
+the fitted codec when the
 codec needs fitting (`codec.safetensors`), per split `<split>-%06d.tar`, a plan
 (`<split>.plan.json`: which utterances go in which shard) and `<split>.index.json`. A shard is
 written to a temporary name and renamed, and its `.done.json` sidecar is written after it,
@@ -22,7 +24,8 @@ from ttsframe.data.manifest import SPLITS, Utterance, read_manifest
 from ttsframe.data.shards import ShardInfo, shard_name, write_index
 from ttsframe.errors import UserError
 from ttsframe.pipeline.encode import encode_shard, fit_codec
-from ttsframe.text import Vocabulary, build_frontend
+from ttsframe.text import SPECIALS, Vocabulary, build_frontend
+from ttsframe.text.inventory import coverage
 from ttsframe.utils.atomic import write_json
 
 OUTPUT_DIR = "shards"
@@ -35,8 +38,7 @@ def run(cfg: DictConfig, ctx) -> dict:
     manifests = load_manifests(data_dir)
     frontend = build_frontend(OmegaConf.to_object(cfg.text))
     symbols = phonemize(frontend, manifests, ctx.out_dir / "cache" / "symbols.jsonl")
-    vocab = Vocabulary.build(symbols["train"].values(), settings=frontend.settings())
-    vocab.save(ctx.out_dir / "vocab.json")
+    vocab = build_vocabulary(frontend, symbols["train"].values(), cfg.text.min_symbol_count, ctx.out_dir)
     codec = build_codec(cfg.codec)
     if getattr(codec, "needs_fit", False):
         fit_codec(codec, manifests["train"], ctx.out_dir / "codec.safetensors")
@@ -59,6 +61,26 @@ def run(cfg: DictConfig, ctx) -> dict:
         totals[split] = {"samples": index["samples"], "frames": index["frames"], "shards": len(shards)}
         print(f"tokenize: {split}: {index['samples']} utterances, {index['frames']} frames, {len(shards)} shards")
     return totals
+
+
+def build_vocabulary(frontend, train_symbols, min_count: int, out_dir: Path) -> Vocabulary:
+    """vocab.json (inventory + train symbols) and coverage.json; prints the train coverage."""
+    train_symbols = list(train_symbols)
+    inventory = frontend.inventory()
+    vocab = Vocabulary.build(train_symbols, frontend.settings(), inventory.symbols if inventory else ())
+    vocab.save(out_dir / "vocab.json")
+    if inventory is None:
+        print(f"tokenize: no symbol inventory is recorded for {frontend.settings().get('frontend')} "
+              f"language {frontend.settings().get('language')!r}: the vocabulary holds the train split's "
+              f"{len(vocab) - len(SPECIALS)} symbols only")
+        return vocab
+    found = coverage(inventory, train_symbols, min_count)
+    write_json(out_dir / "coverage.json", {**found.to_json(), "untrained": vocab.untrained})
+    print(f"tokenize: text coverage: {found.summary('train')}")
+    if vocab.untrained:
+        print(f"tokenize: in the vocabulary but never in train (embeddings stay untrained): "
+              f"{', '.join(map(repr, vocab.untrained))}")
+    return vocab
 
 
 def load_manifests(data_dir: Path) -> dict[str, list[Utterance]]:

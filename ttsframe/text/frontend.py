@@ -14,6 +14,7 @@ from typing import Any, Callable, Protocol
 
 from ttsframe.errors import ConfigError
 from ttsframe.text.cache import PhonemeCache
+from ttsframe.text.inventory import ENGLISH_LETTERS, Inventory
 from ttsframe.text.normalize import normalizer_for
 
 WORD_BOUNDARY = " "
@@ -33,6 +34,9 @@ class TextFrontend(Protocol):
 
     def symbols_cached(self, texts: list[str], cache_path: str | os.PathLike) -> list[list[str]]:
         """`symbols`, reusing and extending the jsonl cache at `cache_path` (a PhonemeCache)."""
+
+    def inventory(self) -> Inventory | None:
+        """Every symbol it can emit for its language (None where that is not recorded)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,14 @@ class CharFrontend:
 
     def symbols_cached(self, texts: list[str], cache_path: str | os.PathLike) -> list[list[str]]:
         return PhonemeCache(cache_path, self).symbols(texts)
+
+    def inventory(self) -> Inventory | None:
+        """English letters (both cases unless lowercased), apostrophe and hyphen; None for other languages."""
+        if not self.language.startswith("en"):
+            return None
+        letters = ENGLISH_LETTERS if self.lowercase else ENGLISH_LETTERS + tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+        extra = {WORD_BOUNDARY} | (PUNCTUATION if self.preserve_punctuation else set())
+        return Inventory(self.language, {c: "" for c in letters}, frozenset(extra))
 
     def settings(self) -> dict[str, Any]:
         return {"frontend": "chars", "language": self.language, "lowercase": self.lowercase,

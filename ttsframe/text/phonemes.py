@@ -32,6 +32,7 @@ from ttsframe.errors import UserError
 from ttsframe.text.cache import PhonemeCache
 from ttsframe.text.espeak import configure_espeak
 from ttsframe.text.frontend import PUNCTUATION, WORD_BOUNDARY
+from ttsframe.text.inventory import EN_STRESS_MARKS, PHONE_INVENTORIES, Inventory
 from ttsframe.text.normalize import normalizer_for
 
 # phonemizer logs a "words count mismatch" warning per text when punctuation is kept; our symbol
@@ -76,6 +77,16 @@ class PhonemizerFrontend:
     def symbols_cached(self, texts: list[str], cache_path: str | os.PathLike) -> list[list[str]]:
         """`symbols`, phonemizing only the texts not yet in the jsonl cache at `cache_path`."""
         return PhonemeCache(cache_path, self).symbols(texts)
+
+    def inventory(self) -> Inventory | None:
+        """Every symbol this frontend emits for its language (`ttsframe.text.inventory`), or
+        None for a language without a recorded phone inventory."""
+        phones = PHONE_INVENTORIES.get(self.language)
+        if phones is None:
+            return None
+        units = {**phones, **({mark: "" for mark in EN_STRESS_MARKS} if self.with_stress else {})}
+        extra = {WORD_BOUNDARY} | (PUNCTUATION if self.preserve_punctuation else set())
+        return Inventory(self.language, units, frozenset(extra))
 
     def settings(self) -> dict[str, Any]:
         import phonemizer

@@ -1,12 +1,15 @@
 """Vocabulary: symbol <-> id, built from the train split and saved beside the shards.
 
-Ids 0..3 are the specials <pad>, <unk>, <bos>, <eos>; the symbols seen in training follow in
-sorted (code point) order, so the same symbols always give the same ids. The saved file also
-holds the frontend settings (espeak-ng version included) that produced the symbols.
+Ids 0..3 are the specials <pad>, <unk>, <bos>, <eos>; then, in sorted (code point) order, the
+symbols seen in training together with the frontend's whole inventory for the language
+(`ttsframe.text.inventory`), so that the same symbols always give the same ids and a model can
+read a symbol its corpus lacked. `untrained` lists the inventory symbols that training never
+saw (their embeddings stay at their initial values). The saved file also holds the frontend
+settings (espeak-ng version included) that produced the symbols.
 
-Unknown symbols (in dev/test or synthesis text but not in the train split): `encode` fails by
-default, naming them, since a silent <unk> hides a frontend mismatch; `unknown="unk"` maps
-them to <unk> instead (e.g. for free-form synthesis text).
+Unknown symbols (outside the vocabulary: another script, a symbol outside the inventory):
+`encode` fails by default, naming them, since a silent <unk> hides a frontend mismatch;
+`unknown="unk"` maps them to <unk> instead (e.g. for free-form synthesis text).
 """
 
 from __future__ import annotations
@@ -27,11 +30,13 @@ class Vocabulary:
     """Args:
         symbols: all symbols in id order, the specials first.
         settings: the frontend settings the symbols came from (`TextFrontend.settings()`).
+        untrained: symbols of the vocabulary that the training text never contained.
     """
 
     pad_id, unk_id, bos_id, eos_id = PAD, UNK, BOS, EOS
 
-    def __init__(self, symbols: list[str], settings: dict[str, Any] | None = None):
+    def __init__(self, symbols: list[str], settings: dict[str, Any] | None = None,
+                 untrained: Iterable[str] = ()):
         if tuple(symbols[: len(SPECIALS)]) != SPECIALS:
             raise ValueError(f"a vocabulary starts with {SPECIALS}, got {symbols[:len(SPECIALS)]}")
         if len(set(symbols)) != len(symbols):
@@ -39,12 +44,17 @@ class Vocabulary:
         self.symbols = list(symbols)
         self.settings = dict(settings or {})
         self._ids = {s: i for i, s in enumerate(self.symbols)}
+        self.untrained = sorted(untrained)
+        if not set(self.untrained) <= set(self.symbols):
+            raise ValueError("untrained symbols must be in the vocabulary")
 
     @classmethod
-    def build(cls, sequences: Iterable[list[str]], settings: dict[str, Any] | None = None) -> Vocabulary:
-        """The specials, then every symbol of `sequences` in sorted order."""
+    def build(cls, sequences: Iterable[list[str]], settings: dict[str, Any] | None = None,
+              inventory: Iterable[str] = ()) -> Vocabulary:
+        """The specials, then every symbol of `sequences` and of `inventory` in sorted order."""
         seen = {symbol for seq in sequences for symbol in seq} - set(SPECIALS)
-        return cls([*SPECIALS, *sorted(seen)], settings)
+        extra = set(inventory) - seen - set(SPECIALS)
+        return cls([*SPECIALS, *sorted(seen | extra)], settings, untrained=extra)
 
     def encode(self, symbols: list[str], unknown: str = "error", text: str | None = None) -> list[int]:
         """Symbols (T,) -> ids (T,).
@@ -62,8 +72,9 @@ class Vocabulary:
                 where = f" in {text!r}" if text is not None else ""
                 raise UserError(
                     f"symbols not in the vocabulary{where}: {', '.join(bad)} (symbol positions). The "
-                    "vocabulary comes from the train split: add such texts to it and rebuild the "
-                    'vocabulary, or encode with unknown="unk" to map them to <unk>')
+                    "vocabulary holds the frontend's inventory and the train split's symbols: add such "
+                    'texts to the train split and rebuild the vocabulary, or encode with unknown="unk" '
+                    "to map them to <unk>")
         return ids
 
     def decode(self, ids: Iterable[int]) -> list[str]:
@@ -84,7 +95,8 @@ class Vocabulary:
                             "rebuild the vocabulary (rerun tokenization) or restore those settings")
 
     def save(self, path: str | os.PathLike) -> None:
-        write_json(path, {"format": _FORMAT, "symbols": self.symbols, "settings": self.settings})
+        write_json(path, {"format": _FORMAT, "symbols": self.symbols, "settings": self.settings,
+                          "untrained": self.untrained})
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Vocabulary:
@@ -92,7 +104,7 @@ class Vocabulary:
             data = json.load(f)
         if data.get("format") != _FORMAT:
             raise UserError(f"{path}: not a ttsframe vocabulary (format {data.get('format')!r}, expected {_FORMAT})")
-        return cls(data["symbols"], data.get("settings"))
+        return cls(data["symbols"], data.get("settings"), data.get("untrained", ()))
 
     def __len__(self) -> int:
         return len(self.symbols)
@@ -101,4 +113,5 @@ class Vocabulary:
         return symbol in self._ids
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocabulary) and (self.symbols, self.settings) == (other.symbols, other.settings)
+        return isinstance(other, Vocabulary) and ((self.symbols, self.settings, self.untrained)
+                                                  == (other.symbols, other.settings, other.untrained))

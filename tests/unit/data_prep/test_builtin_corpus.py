@@ -15,10 +15,13 @@ from omegaconf import OmegaConf
 
 from data_prep import builtin, builtin_synth
 from data_prep.builtin import Config, build, find, plan
+from data_prep.builtin_select import units
 from data_prep.builtin_text import MAX_WORDS, MIN_WORDS, sentences
 from ttsframe.config import load_group
 from ttsframe.config.loading import CONFIG_DIR
 from ttsframe.errors import UserError
+from ttsframe.text import STRESS_MARKS, PhonemizerFrontend
+from ttsframe.text.inventory import coverage
 
 # 3 train voices (espeak m3, espeak f3, flite slt where installed), 2 held-out: 16 utterances.
 SMALL = dict(num_train_voices=3, num_test_voices=2, num_train_sentences=6, train_sentences_per_voice=3,
@@ -109,6 +112,33 @@ def test_default_plan_has_disjoint_splits_and_unseen_test_voices(with_flite):
     per_test_voice = Counter(e.voice.name for e in entries if e.split == "test")
     assert set(per_test_voice.values()) == {cfg.num_test_sentences}
     assert len({e.id for e in entries}) == len(entries)
+
+
+def test_default_train_text_covers_the_phone_inventory(tmp_path):
+    """Every phone and stress mark of the en-us inventory >= 20 times in the distinct train
+    sentences alone, the common diphones of a large pool >= 3 times; the selection is cached
+    and the same from a fresh cache."""
+    cfg = Config(cache_dir=str(tmp_path / "a"))
+    entries = plan(cfg)
+    assert plan(Config(cache_dir=str(tmp_path / "b"))) == entries == plan(cfg)
+    assert len(list((tmp_path / "a" / "builtin" / "selections").glob("*.json"))) == 1
+    train = sorted({e.text for e in entries if e.split == "train"})
+    frontend = PhonemizerFrontend()
+    found = coverage(frontend.inventory(), frontend.symbols(train), min_count=20)
+    assert not found.rare and not found.outside, found.summary()
+
+    def diphones(texts):
+        return Counter(u for seq in frontend.symbols(texts) for u, c in units(seq, STRESS_MARKS).items()
+                       for _ in range(c) if isinstance(u, tuple))
+
+    pool, picked = diphones(sentences(3000, seed=7)), diphones(train)
+    common, total = [], 0
+    for d, c in pool.most_common():  # the diphones that make up 95% of the pool's diphone tokens
+        common.append(d)
+        total += c
+        if total >= 0.95 * sum(pool.values()):
+            break
+    assert sum(picked[d] >= 3 for d in common) >= 0.95 * len(common)
 
 
 def test_sentences_are_varied_and_stable():
