@@ -3,8 +3,8 @@
 Greedy coverage over a pool of candidate sentences (the classic method of corpus design, e.g.
 for CMU ARCTIC): each pick is the sentence with the largest weighted gain per phone, where the
 gain counts occurrences that an under-covered unit still needs. Units and targets:
-    every phone and stress mark of the frontend's inventory: PHONE_TARGET occurrences
-        (weight PHONE_WEIGHT), so each comes out >= 20 times even in the train text alone;
+    every phone, stress mark and punctuation mark: PHONE_TARGET occurrences (weight
+        PHONE_WEIGHT), so each phone comes out >= 20 times even in the train text alone;
     every diphone (two phones in a row, across word boundaries, not across punctuation; a
         tuple) that occurs in the pool: DIPHONE_TARGET occurrences (weight 1).
 Gains only fall as the selection grows, so the lazy greedy search (re-score the best stale
@@ -26,8 +26,8 @@ DIPHONE_TARGET = 3
 
 
 def units(symbols: list[str], stress_marks: frozenset[str]) -> Counter:
-    """Coverage units of one sentence: its phones and stress marks (str), its diphones (tuples)."""
-    found = Counter(s for s in symbols if s != WORD_BOUNDARY and s not in PUNCTUATION)
+    """Coverage units of one sentence: its phones, stress and punctuation marks (str), its diphones (tuples)."""
+    found = Counter(s for s in symbols if s != WORD_BOUNDARY)
     phones = [s for s in symbols if s != WORD_BOUNDARY and s not in stress_marks]
     for a, b in zip(phones, phones[1:]):
         if a not in PUNCTUATION and b not in PUNCTUATION:

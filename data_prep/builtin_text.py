@@ -158,6 +158,10 @@ TEMPLATES = [
     "{Name} played on the Wii with {person} {when}.",
     "The {adj} {noun} is worth more than its weight in gold.",
     "Pure curiosity made {person} {do} the {noun}.",
+    '{Name} said: "Please {do} the {noun} {when}."',
+    "The {noun} was {adj}; the {nouns} were not.",
+    "{Name} (who lives {place}) {did} {thing}.",
+    "It was {adj} — far too {adj} for {name}.",
 ]
 
 
