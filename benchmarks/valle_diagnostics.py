@@ -27,9 +27,10 @@ from ttsframe.data.audio import load_audio
 from ttsframe.data.manifest import read_manifest
 from ttsframe.eval.asr import build_asr
 from ttsframe.eval.wer import error_rates
-from ttsframe.inference import SynthesisItem, synthesizer_class
+from ttsframe.inference import SynthesisItem
 from ttsframe.models.valle.generate import generate_nar
 from ttsframe.models.valle.loss import codebook_loss
+from ttsframe.models.valle.synthesizer import ValleSynthesizer
 from ttsframe.pipeline.synthesize import load_synthesizer, pair_prompts
 from ttsframe.pipeline.train import build_data
 
@@ -59,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     exp = Path(args.exp_dir)
     cfg = OmegaConf.load(exp / "train_nar" / "config.yaml")
-    synth, _ = load_synthesizer(cfg, exp, STAGES, "cpu", synthesizer_class("valle"))
+    synth, _ = load_synthesizer(cfg, exp, STAGES, "cpu", ValleSynthesizer)
     ar, nar, codec, rate = synth.ar.eval(), synth.nar.eval(), synth.codec, synth.sample_rate
 
     own, other = text_reliance(ar, cfg, exp, args.batches)

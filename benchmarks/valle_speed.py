@@ -113,7 +113,8 @@ def decode_speed(args, device: torch.device) -> None:
 def rtf(args, device: torch.device) -> None:
     """Zero-shot synthesis, tiny preset + spectral codec: seconds of compute per second of audio."""
     from ttsframe.codecs.spectral import Config, SpectralCodec
-    from ttsframe.inference import SynthesisItem, ValleSynthesizer
+    from ttsframe.inference import SynthesisItem
+    from ttsframe.models.valle.synthesizer import ValleSynthesizer
     from ttsframe.text import CharFrontend, Vocabulary
 
     codec = SpectralCodec(Config(kmeans_iters=3, fit_max_frames=1024, device=str(device)))  # quick fit: speed only

@@ -37,13 +37,14 @@ def cmd_synthesize(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from ttsframe.data.audio import load_audio, save_audio
-    from ttsframe.inference import SynthesisItem, synthesizer_class
+    from ttsframe.inference import SynthesisItem
+    from ttsframe.models.registry import family as family_spec
     from ttsframe.release import load_release, read_release_config
 
     if not Path(args.release).is_dir():
         raise UserError(f"release folder {args.release} not found (the release stage writes exp/<recipe>/release)")
     family = read_release_config(args.release)["release"]["family"]
-    options = sampling_options(synthesizer_class(family).OPTIONS, args, family)
+    options = sampling_options(family_spec(family).options_class(), args, family)
     wav, rate = load_audio(args.prompt_wav)  # AudioError (a UserError) if unreadable
     synthesizer = load_release(args.release, device=args.device)
     [out] = synthesizer.synthesize([SynthesisItem(args.text, wav, rate, args.prompt_text)], options)

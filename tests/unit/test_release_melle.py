@@ -19,10 +19,12 @@ import ttsframe
 from ttsframe.__main__ import main
 from ttsframe.codecs.mel import MelConfig
 from ttsframe.errors import UserError
-from ttsframe.inference import MelleSynthesizer, SynthesisItem, ValleSynthesizer
+from ttsframe.inference import SynthesisItem
 from ttsframe.models.melle.generate import MelleSamplingOptions
 from ttsframe.models.melle.model import Melle
 from ttsframe.models.melle.presets import melle_tiny
+from ttsframe.models.melle.synthesizer import MelleSynthesizer
+from ttsframe.models.valle.synthesizer import ValleSynthesizer
 from ttsframe.release import load_release, write_release
 from ttsframe.text import CharFrontend, Vocabulary
 from ttsframe.vocoders.griffin_lim import GriffinLim

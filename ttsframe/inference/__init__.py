@@ -1,8 +1,14 @@
-"""Inference: trained models -> speech. No Lightning import anywhere in this package.
+"""Inference: what every model family's synthesizer shares. No Lightning import anywhere here.
 
-One synthesizer class per model family, registered in `SYNTHESIZERS` (imported when used). The
-synthesize and release stages, `ttsframe.load_release` and the `synthesize` command pick the
-class by family (the run's `model.family`, a release's `release.family`) and use only this:
+    request.py     `SynthesisItem` (one zero-shot request) and the prompt / decoding limits
+    prompt.py      prompt preparation (resample, cut with its transcript, ids)
+    text.py        the frontend check and text -> ids
+    checkpoint.py  training checkpoints, vocabularies, codec configs, safetensors, release files
+    timing.py      seconds per part of a synthesis call
+
+The synthesizers themselves are their families' (`ttsframe/models/<family>/synthesizer.py`),
+found through `ttsframe.models.registry.family(name).synthesizer_class()`. The synthesize and
+release stages, `ttsframe.load_release` and the `synthesize` command use only this of one:
 
     FAMILY               the family name (checkpoints' `hyper_parameters.family`)
     OPTIONS              its frozen sampling-options dataclass (`synthesize(items, OPTIONS(...))`)
@@ -17,25 +23,6 @@ class by family (the run's `model.family`, a release's `release.family`) and use
 
 from __future__ import annotations
 
-import importlib
+from ttsframe.inference.request import SynthesisItem
 
-from ttsframe.errors import UserError
-from ttsframe.inference.melle import MelleSynthesizer
-from ttsframe.inference.valle import SynthesisItem, ValleSynthesizer
-
-# family -> "module:Class" of its synthesizer.
-SYNTHESIZERS: dict[str, str] = {
-    "valle": "ttsframe.inference.valle:ValleSynthesizer",
-    "melle": "ttsframe.inference.melle:MelleSynthesizer",
-}
-
-
-def synthesizer_class(family: str) -> type:
-    """The synthesizer class of `family`; UserError listing the known families otherwise."""
-    if family not in SYNTHESIZERS:
-        raise UserError(f"no synthesizer for model family {family!r}; families: {', '.join(SYNTHESIZERS)}")
-    module, _, name = SYNTHESIZERS[family].partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-__all__ = ["SYNTHESIZERS", "MelleSynthesizer", "SynthesisItem", "ValleSynthesizer", "synthesizer_class"]
+__all__ = ["SynthesisItem"]

@@ -1,19 +1,23 @@
-"""Reads the model out of a training checkpoint file without Lightning (and without pickle code).
+"""What synthesizers read and write: training checkpoints (without Lightning and without pickle
+code), vocabularies, codec configs, safetensors weights and the files of a release folder.
 
 The train stage writes Lightning checkpoints whose `state_dict` keys are `model.<parameter>` and
 whose `hyper_parameters` hold `model_config` (the model's config fields), `family` and `task`
-(see `ttsframe.models.valle.task`). `torch.load(weights_only=True)` reads them: it restores
+(see each family's `task.py`). `torch.load(weights_only=True)` reads them: it restores
 tensors and plain containers only, so a checkpoint file cannot run code when it is loaded.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from ttsframe.codecs import codec_schema, to_dataclass
 from ttsframe.errors import UserError
 
 MODEL_PREFIX = "model."
@@ -93,12 +97,20 @@ def save_weights(path: Path, module: torch.nn.Module, family: str, task: str) ->
         save_file(tensors, str(tmp), metadata={"family": family, "task": task})
 
 
-def release_of(cls: type, path: str | Path, device: str):
-    """`ttsframe.load_release(path)`, refused unless it is a release of `cls`'s family."""
-    from ttsframe.release import load_release
+def codec_fields(codec_cfg: Any, device: torch.device | str | None = None) -> dict:
+    """The codec config as plain fields (validated by its schema), `device` set when given."""
+    name = codec_cfg.get("name") if hasattr(codec_cfg, "get") else getattr(codec_cfg, "name", None)
+    if not isinstance(name, str):
+        raise UserError("codec config needs `name:`")
+    fields = dataclasses.asdict(to_dataclass(codec_schema(name), codec_cfg, "codec"))
+    if device is not None:
+        fields["device"] = str(device)
+    return fields
 
-    synth = load_release(path, device=device)
-    if not isinstance(synth, cls):
-        raise UserError(f"{path} is a release of family {synth.FAMILY!r}, not {cls.FAMILY!r}")
-    return synth
 
+def need_file(root: Path, name: str) -> Path:
+    """root / name; UserError when the release lacks it."""
+    path = root / name
+    if not path.is_file():
+        raise UserError(f"{root} is not a complete release: {name} is missing")
+    return path

@@ -1,6 +1,8 @@
-"""Text -> model input ids at synthesis, shared by every family's synthesizer."""
+"""Text at synthesis, shared by every family's synthesizer: the frontend check and text -> model input ids."""
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 
@@ -25,3 +27,18 @@ def text_token_ids(frontend, vocab, texts: list[str]) -> list[torch.Tensor]:
             raise UserError(f"text {text!r} has nothing to say (no symbols after normalization)")
         tokens.append(encode_symbols(vocab, symbols, text))
     return tokens
+
+
+def check_frontend(vocab, frontend) -> None:
+    """The frontend must produce the vocabulary's symbols: other settings fail; another
+    espeak-ng / phonemizer version only warns (its output may differ slightly)."""
+    if not vocab.settings:
+        return
+    ours = frontend.settings()
+    diff = sorted(k for k in vocab.settings.keys() | ours.keys() if vocab.settings.get(k) != ours.get(k))
+    pairs = ", ".join(f"{k}: {vocab.settings.get(k)!r} -> {ours.get(k)!r}" for k in diff)
+    if any(not k.endswith("_version") for k in diff):
+        raise UserError(f"the text frontend differs from the one that built the vocabulary ({pairs})")
+    if diff:
+        warnings.warn(f"text frontend versions differ from training ({pairs}); phonemes may differ slightly",
+                      stacklevel=3)

@@ -1,1 +1,2 @@
-"""Shared building blocks: attention, transformer, rotary positions, codebook patterns, sampling."""
+"""Shared building blocks: attention, transformer, rotary positions, codebook patterns, sampling,
+row packing."""

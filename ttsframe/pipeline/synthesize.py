@@ -6,7 +6,7 @@ the last), cut to `max_prompt_seconds`. Speakers with a single utterance have no
 left out (counted). The test voices are not in training, so this is zero-shot.
 
 The family (the run's `model.family`, or the one whose stage options the stage names) picks the
-synthesizer class (`ttsframe.inference.SYNTHESIZERS`), its stage options and its sampling
+synthesizer class (`ttsframe.models.registry.FAMILIES`), its stage options and its sampling
 options: VALL-E `ar_stage`, `nar_stage` + `SamplingOptions` fields; MELLE `model_stage`,
 `vocoder_stage` + `MelleSamplingOptions` fields. Common: `checkpoint` (best | last),
 `max_prompt_seconds`, `split`, `max_items`, `batch_size`, `device`. Mel families take their
@@ -38,7 +38,8 @@ from ttsframe.data.audio import load_audio, save_audio
 from ttsframe.data.manifest import Utterance, read_manifest
 from ttsframe.errors import ConfigError, UserError
 from ttsframe.eval.mel_distance import mel_distance
-from ttsframe.inference import SYNTHESIZERS, SynthesisItem, synthesizer_class
+from ttsframe.inference import SynthesisItem
+from ttsframe.models.registry import FAMILIES, family as family_spec
 from ttsframe.utils.atomic import read_jsonl, write_json, write_jsonl
 
 OUTPUT_DIR = "synth"
@@ -54,8 +55,8 @@ RUN_OPTIONS = {"split": "test", "max_items": None, "batch_size": 8, "device": "a
 def stage_family(cfg: DictConfig, ctx) -> type:
     """The synthesizer class of the stage: the family whose stage options (`ar_stage`,
     `model_stage`, ...) the stage names, else the run's `model.family`."""
-    named = [family for family in SYNTHESIZERS
-             if set(synthesizer_class(family).CHECKPOINT_STAGES) & set(ctx.options)]
+    named = [family for family in FAMILIES
+             if set(family_spec(family).synthesizer_class().CHECKPOINT_STAGES) & set(ctx.options)]
     if len(named) > 1:
         raise ConfigError(f"stage {ctx.name}: options of several families ({', '.join(named)}) given together")
     if named:
@@ -63,10 +64,11 @@ def stage_family(cfg: DictConfig, ctx) -> type:
     elif "model" in cfg and cfg.model.get("family"):
         family = cfg.model.family
     else:
-        known = "; ".join(f"{f}: {', '.join(synthesizer_class(f).CHECKPOINT_STAGES)}" for f in SYNTHESIZERS)
+        known = "; ".join(f"{f}: {', '.join(family_spec(f).synthesizer_class().CHECKPOINT_STAGES)}"
+                          for f in FAMILIES)
         raise ConfigError(f"stage {ctx.name}: which model family? set `model.family` or the stage options of "
                           f"one ({known})")
-    cls = synthesizer_class(family)
+    cls = family_spec(family).synthesizer_class()
     if "model" in cfg and cfg.model.get("family") not in (None, family):
         raise ConfigError(f"stage {ctx.name}: its options are {family}'s, but model.family is {cfg.model.family}")
     return cls

@@ -11,7 +11,6 @@ submitted as a batch job instead (`ttsframe.training.slurm`).
 from __future__ import annotations
 
 import contextlib
-import importlib
 import inspect
 import json
 import os
@@ -28,6 +27,7 @@ from ttsframe.codecs import build_codec
 from ttsframe.config.training import SCHEDULES
 from ttsframe.data.datamodule import ShardDataModule
 from ttsframe.errors import ConfigError, UserError
+from ttsframe.models.registry import all_tasks
 from ttsframe.training import slurm
 from ttsframe.training.audio_samples import AudioSamples, codec_renderer
 from ttsframe.training.callbacks import TrainSummary
@@ -45,26 +45,20 @@ OPTIONS = ("task",)
 LAUNCHERS = ("local", "slurm")
 _LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")  # set by Lightning's DDP launch
 
-# A stage's `task:` -> its Lightning module, imported when used.
-TASKS: dict[str, str] = {
-    "valle_ar": "ttsframe.models.valle.task:ValleARTask",
-    "valle_nar": "ttsframe.models.valle.task:ValleNARTask",
-    "melle": "ttsframe.models.melle.task:MelleTask",
-}
-
 
 def task_class(name: str) -> type[L.LightningModule]:
-    if name not in TASKS:
-        raise ConfigError(f"train stage: unknown task `{name}`; tasks: {', '.join(TASKS)}")
-    module, _, attr = TASKS[name].partition(":")
-    return getattr(importlib.import_module(module), attr)
+    """A stage's `task:` -> its Lightning module, from the family that owns it (`FAMILIES`)."""
+    tasks = all_tasks()
+    if name not in tasks:
+        raise ConfigError(f"train stage: unknown task `{name}`; tasks: {', '.join(tasks)}")
+    return tasks[name].task_class(name)
 
 
 def check_config(cfg: DictConfig, ctx) -> str:
     """Fails early on a bad stage entry or missing groups; returns the task name."""
     unknown = set(ctx.options) - set(OPTIONS)
     if unknown or "task" not in ctx.options:
-        raise ConfigError(f"stage {ctx.name}: options need `task:` ({', '.join(TASKS)}); "
+        raise ConfigError(f"stage {ctx.name}: options need `task:` ({', '.join(all_tasks())}); "
                           f"valid options: {', '.join(OPTIONS)}" + (f"; unknown: {sorted(unknown)}" if unknown else ""))
     for group in ("model", "trainer"):
         if group not in cfg:

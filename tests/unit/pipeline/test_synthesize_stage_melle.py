@@ -5,7 +5,8 @@ from omegaconf import OmegaConf
 
 from ttsframe.codecs.mel import MelConfig
 from ttsframe.errors import ConfigError, UserError
-from ttsframe.inference import MelleSynthesizer, ValleSynthesizer
+from ttsframe.models.melle.synthesizer import MelleSynthesizer
+from ttsframe.models.valle.synthesizer import ValleSynthesizer
 from ttsframe.pipeline.runner import StageContext
 from ttsframe.pipeline.synthesize import model_options, stage_family, stage_vocoder
 from ttsframe.vocoders.config import VocoderConfig

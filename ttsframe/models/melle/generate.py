@@ -22,7 +22,7 @@ from torch import nn
 
 from ttsframe.models.melle.latent import frames_to_groups, groups_to_frames
 from ttsframe.models.melle.model import Melle, steps_for
-from ttsframe.models.valle.packing import lengths_to_mask, pack_segments
+from ttsframe.modules.packing import lengths_to_mask, pack_segments
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 "Autoregressive Speech Synthesis without Vector Quantization").
 
 One causal transformer reads a packed row [phonemes_i ; BOS, mel groups_i ; pad ...] (see
-`ttsframe.models.valle.packing`), each segment starting at rotary position 0. The hidden state
+`ttsframe.modules.packing`), each segment starting at rotary position 0. The hidden state
 at audio position j predicts mel group j (r frames, the reduction factor): the latent sampling
 module (`latent.py`) draws z ~ N(mu, sigma^2) and maps it to the coarse frames y'; a stop head
 says whether group j is the last; a convolutional post-net (`postnet.py`) refines the whole
@@ -31,7 +31,7 @@ from torch import nn
 from ttsframe.models.melle.latent import LatentSampler, MelPrenet, frames_to_groups, groups_to_frames
 from ttsframe.models.melle.loss import MellePrediction
 from ttsframe.models.melle.postnet import PostNet
-from ttsframe.models.valle.packing import PackedRows, lengths_to_mask, pack_segments, take_segment
+from ttsframe.modules.packing import PackedRows, lengths_to_mask, pack_segments, take_segment
 from ttsframe.modules.kv_cache import KVCache
 from ttsframe.modules.transformer import Transformer, TransformerConfig
 

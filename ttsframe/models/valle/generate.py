@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ttsframe.models.valle.model import ValleAR, ValleNAR
-from ttsframe.models.valle.packing import lengths_to_mask, pack_segments, take_segment
+from ttsframe.modules.packing import lengths_to_mask, pack_segments, take_segment
 from ttsframe.modules.sampling import SamplingOptions, sample_next
 
 

@@ -2,8 +2,8 @@
 the others (Wang et al., 2023, "Neural Codec Language Models are Zero-Shot Text to Speech
 Synthesizers").
 
-Both models read a packed row [phonemes_i ; audio_i ; pad ...] (see `packing.py`) whose
-segments each start at rotary position 0, and return a `CodebookPrediction` (logits,
+Both models read a packed row [phonemes_i ; audio_i ; pad ...] (see `ttsframe.modules.packing`)
+whose segments each start at rotary position 0, and return a `CodebookPrediction` (logits,
 targets, mask); `loss.codebook_loss` turns that into the loss and accuracies.
 
 Audio ids of the AR (one table for input and output):
@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ttsframe.models.valle.loss import CodebookPrediction
-from ttsframe.models.valle.packing import PackedRows, lengths_to_mask, pack_segments, take_segment
+from ttsframe.modules.packing import PackedRows, lengths_to_mask, pack_segments, take_segment
 from ttsframe.modules.kv_cache import KVCache
 from ttsframe.modules.transformer import Transformer, TransformerConfig
 

@@ -10,10 +10,11 @@ import torch
 
 from ttsframe.codecs.mel import MelConfig
 from ttsframe.errors import ConfigError, UserError
-from ttsframe.inference import MelleSynthesizer, SynthesisItem
+from ttsframe.inference import SynthesisItem
 from ttsframe.models.melle.generate import MelleSamplingOptions
 from ttsframe.models.melle.model import Melle
 from ttsframe.models.melle.presets import melle_tiny
+from ttsframe.models.melle.synthesizer import MelleSynthesizer
 from ttsframe.text import CharFrontend, Vocabulary
 from ttsframe.vocoders import build_vocoder
 from ttsframe.vocoders.griffin_lim import GriffinLim

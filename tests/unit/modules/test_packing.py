@@ -2,7 +2,7 @@
 
 import torch
 
-from ttsframe.models.valle.packing import pack_segments, take_segment
+from ttsframe.modules.packing import pack_segments, take_segment
 
 
 def segments():

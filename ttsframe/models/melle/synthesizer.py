@@ -35,13 +35,13 @@ from ttsframe.codecs.mel import Config as MelCodecConfig
 from ttsframe.codecs.mel import MelCodec, MelConfig, check_mel_compatible
 from ttsframe.config.schema import TextConfig
 from ttsframe.data.audio import resample
-from ttsframe.inference.timing import PartTimer
 from ttsframe.errors import UserError
-from ttsframe.inference.checkpoint import load_vocabulary, read_checkpoint, release_of, save_weights
+from ttsframe.inference.checkpoint import codec_fields, load_vocabulary, need_file, read_checkpoint, save_weights
 from ttsframe.inference.prompt import prepare_prompts
-from ttsframe.inference.text import encode_symbols, text_token_ids
-from ttsframe.inference.valle import (DEFAULT_MAX_PROMPT_SECONDS, MIN_DECODE_FRAMES, PROMPT_BATCH_SECONDS,
-                                      SynthesisItem, check_frontend, codec_fields)
+from ttsframe.inference.request import (DEFAULT_MAX_PROMPT_SECONDS, MIN_DECODE_FRAMES, PROMPT_BATCH_SECONDS,
+                                       SynthesisItem)
+from ttsframe.inference.text import check_frontend, encode_symbols, text_token_ids
+from ttsframe.inference.timing import PartTimer
 from ttsframe.models.melle.generate import MelleSamplingOptions, synthesize_mel
 from ttsframe.models.melle.model import Melle, MelleConfig
 from ttsframe.text import Vocabulary, build_frontend
@@ -202,6 +202,8 @@ class MelleSynthesizer:
     @classmethod
     def from_release(cls, path: str | Path, device: str = "auto") -> "MelleSynthesizer":
         """From a release folder (see `ttsframe.release`)."""
+        from ttsframe.release import release_of
+
         return release_of(cls, path, device)
 
     # -- release parts (ttsframe.release writes config.yaml and the card) -------------------------
@@ -221,8 +223,6 @@ class MelleSynthesizer:
     def read_release(cls, root: Path, config: dict, device: str) -> "MelleSynthesizer":
         """The synthesizer of a release folder (`write_release_files` + config.yaml)."""
         from safetensors.torch import load_file
-
-        from ttsframe.release import need_file
 
         device = resolve_device(device)
         models = json.loads(need_file(root, "model_config.json").read_text(encoding="utf-8"))
@@ -329,8 +329,6 @@ def save_vocoder(vocoder: Vocoder, mel_config: MelConfig, out_dir: Path) -> dict
 
 def load_vocoder(description: dict, mel_config: MelConfig, root: Path) -> Vocoder:
     """The vocoder a release's vocoder.json describes (`save_vocoder`)."""
-    from ttsframe.release import need_file
-
     name = description.get("name")
     if name == "griffin_lim":
         return build_vocoder("griffin_lim", mel_config, **{k: v for k, v in description.items() if k != "name"})

@@ -16,49 +16,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ttsframe.codecs import build_codec, codec_schema, to_dataclass
+from ttsframe.codecs import build_codec, to_dataclass
 from ttsframe.codecs.base import encode_utterances, resolve_device
 from ttsframe.config.schema import TextConfig
 from ttsframe.data.audio import resample
-from ttsframe.inference.timing import PartTimer
 from ttsframe.errors import UserError
-from ttsframe.inference.checkpoint import load_vocabulary, read_checkpoint, release_of, save_weights
+from ttsframe.inference.checkpoint import codec_fields, load_vocabulary, need_file, read_checkpoint, save_weights
 from ttsframe.inference.prompt import prepare_prompts
-from ttsframe.inference.text import encode_symbols, text_token_ids
+from ttsframe.inference.request import (DEFAULT_MAX_PROMPT_SECONDS, MIN_DECODE_FRAMES, PROMPT_BATCH_SECONDS,
+                                       SynthesisItem)
+from ttsframe.inference.text import check_frontend, encode_symbols, text_token_ids
+from ttsframe.inference.timing import PartTimer
 from ttsframe.models.valle.generate import synthesize_codes
 from ttsframe.models.valle.model import ValleAR, ValleConfig, ValleNAR
 from ttsframe.modules.sampling import SamplingOptions
 from ttsframe.text import Vocabulary, build_frontend
-
-DEFAULT_MAX_PROMPT_SECONDS = 3.0  # the paper's 3-second enrolment
-PROMPT_BATCH_SECONDS = 600.0  # padded prompt audio per codec.encode call
-MIN_DECODE_FRAMES = 16  # shorter code sequences are padded for codec.decode, then trimmed
-
-
-@dataclass
-class SynthesisItem:
-    """One zero-shot request.
-
-    Attributes:
-        text: what to say.
-        prompt_wav: (T,) mono float audio of the voice to imitate.
-        prompt_sample_rate: Hz of `prompt_wav` (resampled to the codec's rate).
-        prompt_text: the transcript of `prompt_wav`.
-    """
-
-    text: str
-    prompt_wav: np.ndarray
-    prompt_sample_rate: int
-    prompt_text: str
-
 
 class ValleSynthesizer:
     """AR + NAR + codec + frontend + vocabulary, ready to synthesize.
@@ -201,6 +179,8 @@ class ValleSynthesizer:
     @classmethod
     def from_release(cls, path: str | Path, device: str = "auto") -> "ValleSynthesizer":
         """From a release folder (see `ttsframe.release`)."""
+        from ttsframe.release import release_of
+
         return release_of(cls, path, device)
 
     # -- release parts (ttsframe.release writes config.yaml and the card) -------------------------
@@ -226,8 +206,6 @@ class ValleSynthesizer:
     def read_release(cls, root: Path, config: dict, device: str) -> "ValleSynthesizer":
         """The synthesizer of a release folder (`write_release_files` + config.yaml)."""
         from safetensors.torch import load_file
-
-        from ttsframe.release import need_file
 
         device = resolve_device(device)
         models = json.loads(need_file(root, "model_config.json").read_text(encoding="utf-8"))
@@ -267,17 +245,6 @@ def build_model(kind: type, config: dict, state_dict: dict[str, torch.Tensor], d
     return model.to(device).eval()
 
 
-def codec_fields(codec_cfg: Any, device: torch.device | str | None = None) -> dict:
-    """The codec config as plain fields (validated by its schema), `device` set when given."""
-    name = codec_cfg.get("name") if hasattr(codec_cfg, "get") else getattr(codec_cfg, "name", None)
-    if not isinstance(name, str):
-        raise UserError("codec config needs `name:`")
-    fields = dataclasses.asdict(to_dataclass(codec_schema(name), codec_cfg, "codec"))
-    if device is not None:
-        fields["device"] = str(device)
-    return fields
-
-
 def check_parts(ar: ValleConfig, nar: ValleConfig, codec, vocab: Vocabulary) -> None:
     """Raises UserError when the models, the codec and the vocabulary do not belong together."""
     expected = {"vocab_size": len(vocab), "n_codebooks": codec.n_codebooks, "codebook_size": codec.codebook_size}
@@ -286,21 +253,6 @@ def check_parts(ar: ValleConfig, nar: ValleConfig, codec, vocab: Vocabulary) -> 
         if wrong:
             raise UserError(f"the {name} model does not match the codec/vocabulary: {', '.join(wrong)}; "
                             "were they trained on these shards?")
-
-
-def check_frontend(vocab: Vocabulary, frontend) -> None:
-    """The frontend must produce the vocabulary's symbols: other settings fail; another
-    espeak-ng / phonemizer version only warns (its output may differ slightly)."""
-    if not vocab.settings:
-        return
-    ours = frontend.settings()
-    diff = sorted(k for k in vocab.settings.keys() | ours.keys() if vocab.settings.get(k) != ours.get(k))
-    pairs = ", ".join(f"{k}: {vocab.settings.get(k)!r} -> {ours.get(k)!r}" for k in diff)
-    if any(not k.endswith("_version") for k in diff):
-        raise UserError(f"the text frontend differs from the one that built the vocabulary ({pairs})")
-    if diff:
-        warnings.warn(f"text frontend versions differ from training ({pairs}); phonemes may differ slightly",
-                      stacklevel=3)
 
 
 def check_shard_codec(shard_dir: Path, codec) -> None:
