@@ -9,7 +9,8 @@ import torch
 from ttsframe.codecs.mel import MelConfig
 from ttsframe.codecs.spectral import Config, SpectralCodec
 from ttsframe.errors import UserError
-from ttsframe.inference import SynthesisItem, ValleSynthesizer
+from ttsframe.inference import SynthesisItem
+from ttsframe.models.valle.synthesizer import ValleSynthesizer
 from ttsframe.models.valle.model import ValleAR, ValleNAR
 from ttsframe.models.valle.presets import valle_tiny
 from ttsframe.modules.sampling import SamplingOptions
