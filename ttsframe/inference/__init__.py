@@ -5,6 +5,7 @@
     text.py        the frontend check and text -> ids
     checkpoint.py  training checkpoints, vocabularies, codec configs, safetensors, release files
     timing.py      seconds per part of a synthesis call
+    mode.py        `evaluating(*models)`: eval mode and no autograd around a generate call
 
 The synthesizers themselves are their families' (`ttsframe/models/<family>/synthesizer.py`),
 found through `ttsframe.models.registry.family(name).synthesizer_class()`. The synthesize and

@@ -12,14 +12,13 @@ training never feeds a partly padded group as input.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from ttsframe.inference.mode import evaluating
 from ttsframe.models.melle.latent import frames_to_groups, groups_to_frames
 from ttsframe.models.melle.model import Melle, steps_for
 from ttsframe.modules.packing import lengths_to_mask, pack_segments
@@ -66,18 +65,6 @@ class MelleSamplingOptions:
         return torch.Generator(device=device).manual_seed(self.seed)
 
 
-@contextlib.contextmanager
-def _inference(model: nn.Module):
-    """eval() and no autograd for the duration; the model's mode is restored after."""
-    mode = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        model.train(mode)
-
-
 def generate_mel(
     model: Melle,
     tokens: torch.Tensor,
@@ -117,7 +104,7 @@ def generate_mel(
     min_frames = (options.min_frames_for(token_lengths) if min_frames is None else min_frames).to(device).long()
     n_steps, min_steps = int(max_steps.max()), torch.div(min_frames + r - 1, r, rounding_mode="floor")  # (B,)
     generator = options.generator(device)
-    with _inference(model):
+    with evaluating(model):
         prompt_groups, prompt_steps = _prompt_groups(model, prompt_mel.to(device), prompt_lengths)
         cache = None
         if use_cache:

@@ -14,25 +14,11 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from ttsframe.inference.mode import evaluating
 from ttsframe.models.valle.model import ValleAR, ValleNAR
 from ttsframe.modules.packing import lengths_to_mask, pack_segments, take_segment
 from ttsframe.modules.sampling import SamplingOptions, sample_next
-
-
-@contextlib.contextmanager
-def _inference(*models: nn.Module):
-    """eval() and no autograd for the duration; the models' modes are restored after."""
-    modes = [model.training for model in models]
-    for model in models:
-        model.eval()
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        for model, mode in zip(models, modes):
-            model.train(mode)
 
 
 def generate_ar(
@@ -71,7 +57,7 @@ def generate_ar(
     n_steps = int(max_frames.max())
     min_frames = (options.min_frames_for(token_lengths) if min_frames is None else min_frames).to(device).long()
     generator = options.generator(device)
-    with _inference(ar):
+    with evaluating(ar):
         prefill_length = int((token_lengths + prompt_lengths + 1).max())
         cache = ar.transformer.new_cache(max_length=prefill_length + n_steps)
         logits, positions = ar.prefill(tokens, token_lengths, prompt_codes, prompt_lengths, cache)  # (B, V)
@@ -115,7 +101,7 @@ def generate_nar(
     n_frames = codes.shape[1]
     target = codes.new_zeros(batch, n_codebooks, n_frames)
     target[:, 0] = codes
-    with _inference(nar):
+    with evaluating(nar):
         # One audio segment [prompt ; target] per row, packed as (B, S, K) then back to (B, K, S).
         packed = pack_segments(
             [prompt_codes.transpose(1, 2), target.transpose(1, 2)], [prompt_lengths, frame_lengths]

@@ -1,0 +1,48 @@
+"""Named sizes of CosyVoice's speech LM. The text vocabulary and the speech tokenizer fix the first two
+arguments; the cosyvoice1 presets also take the speaker embedding size (192: CAM++'s)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ttsframe.models.cosyvoice.lm import LMConfig
+
+
+def lm_tiny(n_text: int, n_speech: int, spk_dim: int = 192) -> LMConfig:
+    """cosyvoice1 layout that trains on a CPU in seconds; for tests and the toy recipe."""
+    return LMConfig(style="cosyvoice1", n_text=n_text, n_speech=n_speech, d_model=64, n_heads=4, n_layers=2,
+                    ffn_dim=256, dropout=0.0, text_encoder_layers=1, spk_dim=spk_dim)
+
+
+def lm_base(n_text: int, n_speech: int, spk_dim: int = 192) -> LMConfig:
+    """CosyVoice-300M's LM: a 6-layer text encoder, then 14 causal layers, width 1024, FFN 4096."""
+    return LMConfig(style="cosyvoice1", n_text=n_text, n_speech=n_speech, d_model=1024, n_heads=16,
+                    n_layers=14, ffn_dim=4096, dropout=0.1, text_encoder_layers=6, spk_dim=spk_dim)
+
+
+def lm_qwen2_tiny(n_text: int, n_speech: int) -> LMConfig:
+    """A two-layer Qwen2 with grouped-query attention; trains on a CPU in seconds."""
+    return LMConfig(style="cosyvoice2", n_text=n_text, n_speech=n_speech, d_model=64, n_heads=4, n_kv_heads=2,
+                    n_layers=2, ffn_dim=128, dropout=0.0, rope_base=1e6, norm_eps=1e-6)
+
+
+def lm_qwen2_base(n_text: int, n_speech: int) -> LMConfig:
+    """CosyVoice 2's LM, Qwen2.5-0.5B's shape: width 896, 24 layers, 14 heads (2 KV), FFN 4864."""
+    return LMConfig(style="cosyvoice2", n_text=n_text, n_speech=n_speech, d_model=896, n_heads=14, n_kv_heads=2,
+                    n_layers=24, ffn_dim=4864, dropout=0.0, rope_base=1e6, norm_eps=1e-6)
+
+
+PRESETS: dict[str, Callable[..., LMConfig]] = {
+    "lm_tiny": lm_tiny,
+    "lm_base": lm_base,
+    "lm_qwen2_tiny": lm_qwen2_tiny,
+    "lm_qwen2_base": lm_qwen2_base,
+}
+
+
+def get_preset(name: str, n_text: int, n_speech: int, **kwargs) -> LMConfig:
+    """The named preset's config (``kwargs``: ``spk_dim`` of the cosyvoice1 ones); an unknown name
+    lists the valid ones."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown CosyVoice LM preset {name!r}; valid: {', '.join(PRESETS)}")
+    return PRESETS[name](n_text, n_speech, **kwargs)
