@@ -2,7 +2,9 @@
 
 Shapes follow the usual (B, H, T, D) layout. Masks use one convention throughout the
 framework: a boolean ``key_padding_mask`` of shape (B, Tk) that is True at real positions
-and False at padding.
+and False at padding. Any other pattern (chunk masks for streaming) is a boolean
+``attn_mask`` (Tq, Tk) or (B, Tq, Tk), True where a query may see a key; it is combined
+with ``causal`` and the padding, and runs on SDPA.
 
 Causal attention is aligned bottom-right: when q holds fewer steps than k (a KV-cache
 decode step), query i sits at key position ``Tk - Tq + i`` and sees keys up to and
@@ -59,6 +61,7 @@ def attention(
     *,
     causal: bool,
     key_padding_mask: torch.Tensor | None = None,
+    attn_mask: torch.Tensor | None = None,
     dropout_p: float = 0.0,
     softmax_scale: float | None = None,
     backend: str = "auto",
@@ -74,6 +77,8 @@ def attention(
         v: values (B, H, Tk, D).
         causal: each query sees only keys at or before its own position (bottom-right).
         key_padding_mask: (B, Tk) bool, True at real keys. None: no padding.
+        attn_mask: (Tq, Tk) or (B, Tq, Tk) bool, True where a query may see a key; every
+            real query must see at least one key. Not supported by the flash backend.
         dropout_p: attention dropout; pass 0.0 in eval mode.
         softmax_scale: defaults to 1/sqrt(D).
         backend: "auto", "flash" (fails if flash_attn is missing) or "sdpa".
@@ -85,19 +90,22 @@ def attention(
         raise ValueError(f"unknown attention backend {backend!r}; valid: {', '.join(_BACKENDS)}")
     if k.shape[2] < q.shape[2]:
         raise ValueError(f"more queries ({q.shape[2]}) than keys ({k.shape[2]})")
+    if backend == "flash" and attn_mask is not None:
+        raise ValueError("backend='flash' takes no attn_mask; use backend='sdpa' or 'auto'")
     flash = _flash_attn_module()
     if backend == "flash" and flash is None:
         raise ImportError("backend='flash' needs the flash_attn package (pip install ttsframe[flash])")
-    if flash is not None and (backend == "flash" or (backend == "auto" and _flash_can_run(q))):
+    use_flash = backend == "flash" or (backend == "auto" and attn_mask is None and _flash_can_run(q))
+    if flash is not None and use_flash:
         return _flash_attention(flash, q, k, v, causal, key_padding_mask, dropout_p, softmax_scale)
-    return _sdpa_attention(q, k, v, causal, key_padding_mask, dropout_p, softmax_scale)
+    return _sdpa_attention(q, k, v, causal, key_padding_mask, attn_mask, dropout_p, softmax_scale)
 
 
-def _sdpa_attention(q, k, v, causal, key_padding_mask, dropout_p, softmax_scale) -> torch.Tensor:
+def _sdpa_attention(q, k, v, causal, key_padding_mask, attn_mask, dropout_p, softmax_scale) -> torch.Tensor:
     q_len, k_len = q.shape[2], k.shape[2]
     sdpa = functools.partial(F.scaled_dot_product_attention, dropout_p=dropout_p, scale=softmax_scale)
     needs_causal_mask = causal and q_len > 1  # one query at the end sees every key anyway
-    if key_padding_mask is None:
+    if key_padding_mask is None and attn_mask is None:
         if not needs_causal_mask:
             return sdpa(q, k, v)
         if q_len == k_len:
@@ -105,12 +113,15 @@ def _sdpa_attention(q, k, v, causal, key_padding_mask, dropout_p, softmax_scale)
     mask = torch.ones(q_len, k_len, dtype=torch.bool, device=q.device)  # (Tq, Tk)
     if needs_causal_mask:
         mask = mask.tril(diagonal=k_len - q_len)
+    if attn_mask is not None:
+        mask = mask & (attn_mask if attn_mask.dim() == 2 else attn_mask[:, None])  # (Tq, Tk) or (B, 1, Tq, Tk)
     if key_padding_mask is not None:
         mask = mask & key_padding_mask[:, None, None, :]  # (B, 1, Tq, Tk)
         # A padded query may see no key at all (left padding under a causal mask), which
-        # makes softmax return NaN. Letting every query see its own key keeps it finite; for
-        # a real query that key is real and already visible, so nothing changes there.
-        mask = mask | _shifted_eye(q_len, k_len, q.device)
+        # makes softmax return NaN. Letting every padded query see its own key keeps it
+        # finite; real queries keep exactly the keys they were given.
+        padded_query = ~key_padding_mask[:, k_len - q_len :, None]  # (B, Tq, 1)
+        mask = mask | (_shifted_eye(q_len, k_len, q.device) & padded_query)[:, None]
     return sdpa(q, k, v, attn_mask=mask)
 
 

@@ -2,7 +2,8 @@
 
 No embeddings, heads or losses live here (the model families own those). Positions enter
 through rotary embeddings with explicit position ids; padding through a (B, T) boolean
-mask (True at real positions); incremental decoding through a `KVCache`. With
+mask (True at real positions); any other attention pattern (a chunk mask) through a boolean
+``attn_mask``; incremental decoding through a `KVCache`. With
 ``cond_dim`` set, every layer norm becomes an adaptive layer norm whose scale and shift
 come from a per-row conditioning vector (VALL-E's NAR uses it for the codebook stage).
 """
@@ -93,6 +94,7 @@ class SelfAttention(nn.Module):
         rotary: tuple[torch.Tensor, torch.Tensor],
         key_padding_mask: torch.Tensor | None,
         layer_cache: LayerKVCache | None,
+        attn_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         batch, length, d_model = x.shape
         head_dim = d_model // self.n_heads
@@ -107,6 +109,7 @@ class SelfAttention(nn.Module):
             v,
             causal=self.causal,
             key_padding_mask=key_padding_mask,
+            attn_mask=attn_mask,
             dropout_p=self.dropout if self.training else 0.0,
         )  # (B, H, T, hd)
         return self.out(y.transpose(1, 2).reshape(batch, length, d_model))
@@ -141,8 +144,8 @@ class TransformerBlock(nn.Module):
         self.ffn = FeedForward(config)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, rotary, key_padding_mask, cond=None, layer_cache=None) -> torch.Tensor:
-        x = x + self.dropout(self.attn(self.attn_norm(x, cond), rotary, key_padding_mask, layer_cache))
+    def forward(self, x, rotary, key_padding_mask, cond=None, layer_cache=None, attn_mask=None) -> torch.Tensor:
+        x = x + self.dropout(self.attn(self.attn_norm(x, cond), rotary, key_padding_mask, layer_cache, attn_mask))
         x = x + self.dropout(self.ffn(self.ffn_norm(x, cond)))
         return x
 
@@ -172,6 +175,7 @@ class Transformer(nn.Module):
         padding_mask: torch.Tensor | None = None,
         cond: torch.Tensor | None = None,
         cache: KVCache | None = None,
+        attn_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Runs the stack over new positions (all of them, or the next ones with a cache).
 
@@ -181,6 +185,8 @@ class Transformer(nn.Module):
             padding_mask: (B, T) bool, True at real positions; None: no padding.
             cond: (B, cond_dim) for adaptive layer norm; only with ``config.cond_dim``.
             cache: appended to in place; the new positions attend to everything cached.
+            attn_mask: (T, T_keys) or (B, T, T_keys) bool, True where a position may attend;
+                combined with ``config.causal`` and the padding (e.g. a chunk mask).
 
         Returns:
             (B, T, D) hidden states after the final norm.
@@ -194,5 +200,5 @@ class Transformer(nn.Module):
         rotary = self.rotary(positions)
         for index, block in enumerate(self.blocks):
             layer_cache = None if cache is None else cache.layers[index]
-            x = block(x, rotary, key_padding_mask, cond, layer_cache)
+            x = block(x, rotary, key_padding_mask, cond, layer_cache, attn_mask)
         return self.final_norm(x, cond)

@@ -11,7 +11,7 @@ from ttsframe.modules import attention as attention_module
 from ttsframe.modules.attention import attention
 
 
-def reference_attention(q, k, v, causal, key_padding_mask=None):
+def reference_attention(q, k, v, causal, key_padding_mask=None, attn_mask=None):
     """Plain softmax attention, bottom-right causal, in float64."""
     q, k, v = q.double(), k.double(), v.double()
     q_len, k_len = q.shape[2], k.shape[2]
@@ -19,6 +19,8 @@ def reference_attention(q, k, v, causal, key_padding_mask=None):
     allowed = torch.ones(q_len, k_len, dtype=torch.bool)
     if causal:
         allowed = allowed.tril(diagonal=k_len - q_len)
+    if attn_mask is not None:
+        allowed = allowed & (attn_mask if attn_mask.dim() == 2 else attn_mask[:, None])
     if key_padding_mask is not None:
         allowed = allowed & key_padding_mask[:, None, None, :]
     scores = scores.masked_fill(~allowed, -math.inf)
@@ -67,10 +69,29 @@ def test_decode_step_sees_cached_keys_with_bottom_right_offset(q_len):
     torch.testing.assert_close(step, full[:, :, -q_len:])
 
 
+@pytest.mark.parametrize("per_row", [False, True])
+def test_attn_mask_combines_with_padding_and_causal(per_row):
+    q, k, v = random_qkv(q_len=6, k_len=6)
+    chunk = torch.arange(6) // 2
+    allowed = chunk[None, :] <= chunk[:, None]  # (T, T) chunk mask, chunks of 2
+    attn_mask = torch.stack([allowed, allowed.tril()]) if per_row else allowed
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]], dtype=torch.bool)
+    for causal in (False, True):
+        out = attention(q, k, v, causal=causal, key_padding_mask=mask, attn_mask=attn_mask)
+        expected = reference_attention(q, k, v, causal, mask, attn_mask)
+        torch.testing.assert_close(out[0], expected[0])
+        torch.testing.assert_close(out[1, :, :4], expected[1, :, :4])
+        assert torch.isfinite(out).all()
+    torch.testing.assert_close(attention(q, k, v, causal=False, attn_mask=attn_mask),
+                               reference_attention(q, k, v, False, None, attn_mask))
+
+
 def test_rejects_unknown_backend_and_missing_flash(monkeypatch):
     q, k, v = random_qkv()
     with pytest.raises(ValueError, match="valid: auto, flash, sdpa"):
         attention(q, k, v, causal=True, backend="xformers")
+    with pytest.raises(ValueError, match="attn_mask"):
+        attention(q, k, v, causal=False, attn_mask=torch.ones(5, 5, dtype=torch.bool), backend="flash")
     monkeypatch.setattr(attention_module, "_flash_attn_module", lambda: None)
     with pytest.raises(ImportError, match="flash_attn"):
         attention(q, k, v, causal=True, backend="flash")

@@ -1,1 +1,1 @@
-"""CosyVoice: a text-speech language model over supervised speech tokens, then flow matching to mel."""
+"""CosyVoice: a text LM over supervised speech tokens, then a conditional flow-matching decoder tokens -> mel."""
