@@ -1,0 +1,136 @@
+"""s3_onnx: toy ONNX models with the signature of CosyVoice's speech_tokenizer_v1/v2.onnx (feats
+(1, 128, T) + feats_length (1,) int32 -> ids) run through S3OnnxTokenizer: shapes equal frames_for,
+ids are deterministic and a padded batch matches each clip alone; a missing file and a wrong
+frame_rate are refused.
+
+The toy models are written as ONNX protobuf by hand (a few lines below): torch.onnx.export needs
+the `onnx` package, which the project does not install.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime", reason="the s3_onnx tokenizer runs on onnxruntime, not installed")
+
+from ttsframe.errors import UserError  # noqa: E402
+from ttsframe.tokenizers import SpeechTokenizer  # noqa: E402
+from ttsframe.tokenizers.s3_onnx import S3OnnxTokenizer  # noqa: E402
+
+CODES = 16  # the toy models' ids are in [0, 16)
+
+
+# ---- a minimal ONNX writer: protobuf fields of onnx.proto (ModelProto, GraphProto, ...) -----------
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
+def _msg(*fields) -> bytes:
+    """(field number, value) pairs -> a protobuf message: ints as varints, str/bytes length-delimited."""
+    out = b""
+    for number, value in fields:
+        if isinstance(value, int):
+            out += _varint(number << 3) + _varint(value)
+        else:
+            value = value.encode() if isinstance(value, str) else value
+            out += _varint(number << 3 | 2) + _varint(len(value)) + value
+    return out
+
+
+def _value_info(name: str, elem_type: int, dims: list) -> bytes:
+    shape = _msg(*[(1, _msg((1, d) if isinstance(d, int) else (2, d))) for d in dims])  # TensorShapeProto
+    return _msg((1, name), (2, _msg((1, _msg((1, elem_type), (2, shape))))))  # ValueInfoProto
+
+
+def _node(op: str, inputs: list[str], output: str, **ints) -> bytes:
+    attrs = [_msg((1, k), *[(8, i) for i in v], (20, 7)) if isinstance(v, list) else _msg((1, k), (3, v), (20, 2))
+             for k, v in ints.items()]  # AttributeProto: INTS = 7, INT = 2
+    return _msg(*[(1, i) for i in inputs], (2, output), (4, op), *[(5, a) for a in attrs])
+
+
+def toy_s3_model(path, subsample: int, keep_dims: bool, n_mels: int = 128, seed: int = 0) -> None:
+    """feats (1, n_mels, T) -> log2(subsample) k3-s2-p1 convolutions -> argmax over CODES channels
+    -> ids (1, ceil(T / subsample)) int64, or (1, 1, ...) with keep_dims; feats_length unused."""
+    rng = np.random.default_rng(seed)
+    nodes, weights, x = [], [], "feats"
+    for layer in range(int(np.log2(subsample))):
+        w = rng.standard_normal((CODES, n_mels if layer == 0 else CODES, 3)).astype("<f4")
+        weights.append(_msg(*[(1, d) for d in w.shape], (2, 1), (8, f"w{layer}"), (9, w.tobytes())))  # FLOAT
+        nodes.append(_node("Conv", [x, f"w{layer}"], f"h{layer}", kernel_shape=[3], strides=[2], pads=[1, 1]))
+        x = f"h{layer}"
+    nodes.append(_node("ArgMax", [x], "indices", axis=1, keepdims=int(keep_dims)))
+    out_dims = [1, 1, "T_tok"] if keep_dims else [1, "T_tok"]
+    graph = _msg(*[(1, n) for n in nodes], (2, "toy_s3"), *[(5, w) for w in weights],
+                 (11, _value_info("feats", 1, [1, n_mels, "T"])), (11, _value_info("feats_length", 6, [1])),
+                 (12, _value_info("indices", 7, out_dims)))
+    path.write_bytes(_msg((1, 8), (8, _msg((2, 17))), (7, graph)))  # ir_version 8, opset 17
+
+
+# ---- tests --------------------------------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def private_hash_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TTSFRAME_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(params=[(25.0, 4, False), (50.0, 2, True)], ids=["v2-25Hz", "v1-50Hz"])
+def tokenizer(request, tmp_path):
+    frame_rate, subsample, keep_dims = request.param
+    toy_s3_model(tmp_path / "toy.onnx", subsample, keep_dims)
+    return S3OnnxTokenizer(tmp_path / "toy.onnx", frame_rate=frame_rate, vocab_size=CODES, device="cpu")
+
+
+def speech_like(seconds: float, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    t = torch.arange(int(seconds * 16000)) / 16000
+    tone = torch.sin(2 * torch.pi * (200 + 300 * torch.rand(1, generator=gen)) * t * (1 + t))
+    return (0.3 * tone + 0.05 * torch.randn(len(t), generator=gen)).float()
+
+
+def test_shapes_follow_frames_for(tokenizer):
+    assert isinstance(tokenizer, SpeechTokenizer) and tokenizer.sample_rate == 16000
+    s = tokenizer.subsample
+    assert [tokenizer.frames_for(n) for n in (0, 159, 160, 160 * s, 160 * s + 160)] == [0, 0, 1, 1, 2]
+    for n in (159, 160, 4321, 16000, 16000 * 31 + 77):  # over 30 s: two windows
+        ids = tokenizer.encode(speech_like(n / 16000, seed=n)[None])
+        assert ids.dtype == torch.long and ids.shape == (1, tokenizer.frames_for(n))
+        assert ids.numel() == 0 or (0 <= ids.min() and ids.max() < CODES)
+
+
+def test_same_clip_same_ids_and_padded_batch(tokenizer):
+    wavs = [speech_like(1.3, seed=1), speech_like(0.7, seed=2)]
+    alone = [tokenizer.encode(w[None])[0] for w in wavs]
+    assert torch.equal(tokenizer.encode(wavs[0][None])[0], alone[0]) and alone[0].unique().numel() > 1
+    batch = torch.zeros(2, 16000 * 2)
+    for i, w in enumerate(wavs):
+        batch[i, : len(w)] = w
+    ids = tokenizer.encode(batch, torch.tensor([len(w) for w in wavs]))
+    assert ids.shape == (2, tokenizer.frames_for(batch.shape[1]))
+    for row, one in zip(ids, alone):
+        assert torch.equal(row[: len(one)], one) and not row[len(one):].any()
+
+
+def test_describe(tokenizer, tmp_path):
+    import hashlib
+
+    assert tokenizer.describe() == {
+        "name": "s3_onnx", "path": str((tmp_path / "toy.onnx").resolve()), "frame_rate": tokenizer.frame_rate,
+        "vocab_size": CODES, "sha256": hashlib.sha256((tmp_path / "toy.onnx").read_bytes()).hexdigest()}
+
+
+def test_missing_file_says_where_to_put_it(tmp_path):
+    with pytest.raises(UserError, match=r"speech_tokenizer_v2\.onnx.*tokenizer\.path="):
+        S3OnnxTokenizer(tmp_path / "speech_tokenizer_v2.onnx")
+
+
+def test_wrong_frame_rate_is_refused(tmp_path):
+    toy_s3_model(tmp_path / "v1.onnx", subsample=2, keep_dims=True)  # a 50 Hz model read as 25 Hz
+    tokenizer = S3OnnxTokenizer(tmp_path / "v1.onnx", frame_rate=25.0, vocab_size=CODES, device="cpu")
+    with pytest.raises(UserError, match="frame_rate=25 .*v1 is 50 Hz"):
+        tokenizer.encode(speech_like(1.0, seed=0)[None])
