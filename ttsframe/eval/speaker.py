@@ -1,6 +1,6 @@
 """Speaker similarity (SIM): cosine between speaker embeddings of the prompt and the synthesis.
 
-Two encoders, one registry (`SPEAKER_ENCODERS`), built with `build_speaker_encoder`:
+Three encoders, one registry (`SPEAKER_ENCODERS`), built with `build_speaker_encoder`:
 
 * `resemblyzer`: the GE2E d-vector encoder whose weights ship in the `resemblyzer` wheel
   (`resemblyzer/pretrained.pt`), so it always works offline; the default, and fast on CPU.
@@ -12,6 +12,9 @@ Two encoders, one registry (`SPEAKER_ENCODERS`), built with `build_speaker_encod
   cache. VALL-E and Seed-TTS report SIM with WavLM-large + ECAPA-TDNN from microsoft/UniSpeech,
   which transformers cannot load: numbers from this backend follow the same idea (a WavLM
   speaker-verification model) but are not the papers' exact protocol.
+* `campplus`: the CAM++ model (192-d) that CosyVoice conditions on, from the `campplus.onnx` of a
+  CosyVoice pretrained model folder (`model` = its path; not shipped), with CosyVoice's features:
+  mean-normalised 80-bin kaldi fbank (see ttsframe/eval/campplus.py).
 
 Every encoder returns L2-normalised float32 rows, one per clip; an empty or all-zero clip
 gives a row of NaN (its similarity is undefined, never a made-up number).
@@ -29,6 +32,7 @@ import torch
 from ttsframe.codecs.base import resolve_device
 from ttsframe.data.audio import clips_at_rate
 from ttsframe.errors import ConfigError, UserError
+from ttsframe.eval.campplus import CamPlusPlusEncoder
 from ttsframe.eval.provenance import package_version
 
 ENCODER_RATE = 16000  # both encoders take 16 kHz audio
@@ -171,6 +175,7 @@ def _cached_snapshot(model: str) -> str | None:
 SPEAKER_ENCODERS: dict[str, type] = {
     "resemblyzer": ResemblyzerEncoder,
     "wavlm_sv": WavLMSpeakerEncoder,
+    "campplus": CamPlusPlusEncoder,
 }
 
 

@@ -86,9 +86,9 @@ def test_cosine_similarity_is_row_wise():
 
 
 def test_unknown_backend_lists_the_valid_ones():
-    with pytest.raises(ConfigError, match="resemblyzer, wavlm_sv"):
+    with pytest.raises(ConfigError, match="campplus, resemblyzer, wavlm_sv"):
         build_speaker_encoder("ecapa")
-    assert set(SPEAKER_ENCODERS) == {"resemblyzer", "wavlm_sv"}
+    assert set(SPEAKER_ENCODERS) == {"campplus", "resemblyzer", "wavlm_sv"}
 
 
 def save_tiny_wavlm(folder, feat_extract_norm: str) -> str:

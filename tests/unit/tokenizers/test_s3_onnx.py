@@ -3,7 +3,7 @@
 ids are deterministic and a padded batch matches each clip alone; a missing file and a wrong
 frame_rate are refused.
 
-The toy models are written as ONNX protobuf by hand (a few lines below): torch.onnx.export needs
+The toy models are written as ONNX protobuf by hand (tests/py): torch.onnx.export needs
 the `onnx` package, which the project does not install.
 """
 
@@ -13,45 +13,12 @@ import torch
 
 pytest.importorskip("onnxruntime", reason="the s3_onnx tokenizer runs on onnxruntime, not installed")
 
+from onnx_writer import FLOAT, INT32, INT64, float_tensor, node, value_info, write_model  # noqa: E402
 from ttsframe.errors import UserError  # noqa: E402
 from ttsframe.tokenizers import SpeechTokenizer  # noqa: E402
 from ttsframe.tokenizers.s3_onnx import S3OnnxTokenizer  # noqa: E402
 
 CODES = 16  # the toy models' ids are in [0, 16)
-
-
-# ---- a minimal ONNX writer: protobuf fields of onnx.proto (ModelProto, GraphProto, ...) -----------
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
-        n >>= 7
-        if not n:
-            return bytes(out)
-
-
-def _msg(*fields) -> bytes:
-    """(field number, value) pairs -> a protobuf message: ints as varints, str/bytes length-delimited."""
-    out = b""
-    for number, value in fields:
-        if isinstance(value, int):
-            out += _varint(number << 3) + _varint(value)
-        else:
-            value = value.encode() if isinstance(value, str) else value
-            out += _varint(number << 3 | 2) + _varint(len(value)) + value
-    return out
-
-
-def _value_info(name: str, elem_type: int, dims: list) -> bytes:
-    shape = _msg(*[(1, _msg((1, d) if isinstance(d, int) else (2, d))) for d in dims])  # TensorShapeProto
-    return _msg((1, name), (2, _msg((1, _msg((1, elem_type), (2, shape))))))  # ValueInfoProto
-
-
-def _node(op: str, inputs: list[str], output: str, **ints) -> bytes:
-    attrs = [_msg((1, k), *[(8, i) for i in v], (20, 7)) if isinstance(v, list) else _msg((1, k), (3, v), (20, 2))
-             for k, v in ints.items()]  # AttributeProto: INTS = 7, INT = 2
-    return _msg(*[(1, i) for i in inputs], (2, output), (4, op), *[(5, a) for a in attrs])
 
 
 def toy_s3_model(path, subsample: int, keep_dims: bool, n_mels: int = 128, seed: int = 0) -> None:
@@ -60,16 +27,15 @@ def toy_s3_model(path, subsample: int, keep_dims: bool, n_mels: int = 128, seed:
     rng = np.random.default_rng(seed)
     nodes, weights, x = [], [], "feats"
     for layer in range(int(np.log2(subsample))):
-        w = rng.standard_normal((CODES, n_mels if layer == 0 else CODES, 3)).astype("<f4")
-        weights.append(_msg(*[(1, d) for d in w.shape], (2, 1), (8, f"w{layer}"), (9, w.tobytes())))  # FLOAT
-        nodes.append(_node("Conv", [x, f"w{layer}"], f"h{layer}", kernel_shape=[3], strides=[2], pads=[1, 1]))
+        w = rng.standard_normal((CODES, n_mels if layer == 0 else CODES, 3))
+        weights.append(float_tensor(f"w{layer}", w))
+        nodes.append(node("Conv", [x, f"w{layer}"], f"h{layer}", kernel_shape=[3], strides=[2], pads=[1, 1]))
         x = f"h{layer}"
-    nodes.append(_node("ArgMax", [x], "indices", axis=1, keepdims=int(keep_dims)))
+    nodes.append(node("ArgMax", [x], "indices", axis=1, keepdims=int(keep_dims)))
     out_dims = [1, 1, "T_tok"] if keep_dims else [1, "T_tok"]
-    graph = _msg(*[(1, n) for n in nodes], (2, "toy_s3"), *[(5, w) for w in weights],
-                 (11, _value_info("feats", 1, [1, n_mels, "T"])), (11, _value_info("feats_length", 6, [1])),
-                 (12, _value_info("indices", 7, out_dims)))
-    path.write_bytes(_msg((1, 8), (8, _msg((2, 17))), (7, graph)))  # ir_version 8, opset 17
+    write_model(path, "toy_s3", nodes, initializers=weights,
+                inputs=[value_info("feats", FLOAT, [1, n_mels, "T"]), value_info("feats_length", INT32, [1])],
+                outputs=[value_info("indices", INT64, out_dims)])
 
 
 # ---- tests --------------------------------------------------------------------------------------
