@@ -82,7 +82,7 @@ class Config(CorpusConfig):
     cache_dir: str | None = None  # default $TTSFRAME_CACHE, else ~/.cache/ttsframe
     num_train_voices: int = 12  # also the dev voices
     num_test_voices: int = 3  # held out: test split only
-    num_train_sentences: int = 400  # distinct train sentences, shared out among the train voices
+    num_train_sentences: int = 1200  # distinct train sentences, shared out among the train voices
     train_sentences_per_voice: int = 100
     num_dev_sentences: int = 10  # each spoken by every train voice
     num_test_sentences: int = 20  # each spoken by every held-out voice

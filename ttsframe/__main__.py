@@ -29,7 +29,7 @@ def cmd_config(args: argparse.Namespace) -> None:
 # Sampling flags of `synthesize` -> the field of a family's options dataclass they set.
 SAMPLING_FLAGS = {"temperature": "--temperature", "top_k": "--top-k", "top_p": "--top-p",
                   "stop_threshold": "--stop-threshold", "max_frames_per_token": "--max-frames-per-token",
-                  "min_frames": "--min-frames", "seed": "--seed"}
+                  "min_frames": "--min-frames", "flow_steps": "--flow-steps", "cfg_scale": "--cfg-scale", "seed": "--seed"}
 
 
 def cmd_synthesize(args: argparse.Namespace) -> None:
@@ -47,10 +47,36 @@ def cmd_synthesize(args: argparse.Namespace) -> None:
     options = sampling_options(family_spec(family).options_class(), args, family)
     wav, rate = load_audio(args.prompt_wav)  # AudioError (a UserError) if unreadable
     synthesizer = load_release(args.release, device=args.device)
-    [out] = synthesizer.synthesize([SynthesisItem(args.text, wav, rate, args.prompt_text)], options)
-    save_audio(args.out, out, synthesizer.sample_rate)
+    item = SynthesisItem(args.text, wav, rate, args.prompt_text)
+    if args.stream:
+        out = stream_to_file(synthesizer, item, options, args.out, family)
+    else:
+        [out] = synthesizer.synthesize([item], options)
+        save_audio(args.out, out, synthesizer.sample_rate)
     shown = ", ".join(f"{f.name}={getattr(options, f.name)}" for f in dataclasses.fields(options))
     print(f"{args.out}: {len(out) / synthesizer.sample_rate:.2f} s at {synthesizer.sample_rate} Hz ({family}: {shown})")
+
+
+def stream_to_file(synthesizer, item, options, path: str, family: str):
+    """Writes the chunks of `synthesizer.stream` to `path` as they come; returns all the audio."""
+    import numpy as np
+    import soundfile as sf
+
+    from ttsframe.models.cosyvoice.streaming import StreamStats
+
+    if not hasattr(synthesizer, "stream"):
+        raise UserError(f"--stream: {family} releases do not stream (CosyVoice releases do)")
+    stats, chunks = StreamStats(), []
+    tmp = f"{path}.partial.wav"
+    with sf.SoundFile(tmp, "w", samplerate=synthesizer.sample_rate, channels=1, subtype="PCM_16") as f:
+        for chunk in synthesizer.stream(item, options, stats=stats):
+            f.write(chunk)
+            f.flush()
+            chunks.append(chunk)
+    os.replace(tmp, path)
+    print(f"{path}: streamed {stats.chunks} chunks; first chunk after {stats.first_chunk_seconds:.2f} s, "
+          f"{stats.audio_seconds:.2f} s of audio in {stats.compute_seconds:.2f} s")
+    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
 
 
 def sampling_options(options_class: type, args: argparse.Namespace, family: str):
@@ -83,8 +109,12 @@ def add_synthesize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames-per-token", type=float, help="longest output, in frames per target phoneme "
                                                                "(default 20)")
     p.add_argument("--min-frames", type=int, help="no stop before this many frames (default 1)")
+    p.add_argument("--flow-steps", type=int, help="CosyVoice: Euler steps of the flow (default 10)")
+    p.add_argument("--cfg-scale", type=float, help="CosyVoice: classifier-free guidance of the flow (default 0.7)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
+    p.add_argument("--stream", action="store_true",
+                   help="CosyVoice: write the audio chunk by chunk while the LM decodes; prints the first-chunk latency")
 
 
 # Command name -> (handler, help).

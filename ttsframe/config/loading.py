@@ -43,6 +43,12 @@ def _text_schema(raw: dict, source: str) -> type:
     return TextConfig
 
 
+def _tokenizer_schema(raw: dict, source: str) -> type:
+    from ttsframe.tokenizers.build import tokenizer_schema
+
+    return tokenizer_schema(_selector(raw, "name", source))
+
+
 def _model_schema(raw: dict, source: str) -> type:
     return ModelConfig
 
@@ -72,6 +78,7 @@ GROUPS: dict[str, Callable[[dict, str], type]] = {
     "data": _data_schema,
     "codec": _codec_schema,
     "text": _text_schema,
+    "tokenizer": _tokenizer_schema,
     "model": _model_schema,
     "trainer": _trainer_schema,
     "launcher": _launcher_schema,

@@ -26,6 +26,9 @@ class Batch:
     frame_mask: torch.Tensor  # (B, T) bool
     codes: torch.Tensor | None = None  # (B, K, T) long, CODE_PAD after each length
     mel: torch.Tensor | None = None  # (B, T, D) float, MEL_PAD after each length
+    speech: torch.Tensor | None = None  # (B, S) long speech-tokenizer ids, CODE_PAD after each length
+    speech_lengths: torch.Tensor | None = None  # (B,) long
+    spk: torch.Tensor | None = None  # (B, E) float speaker embeddings
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -70,8 +73,17 @@ def collate(samples: list[dict], code_pad: int = CODE_PAD) -> Batch:
         mel = torch.full((B, T, D), MEL_PAD, dtype=torch.float32)
         for i, s in enumerate(samples):
             mel[i, : s["frames"]] = s["mel"]  # (T_i, D)
+    speech = speech_lengths = spk = None
+    if "speech" in samples[0]:
+        speech_lengths = torch.tensor([len(s["speech"]) for s in samples], dtype=torch.long)
+        speech = torch.full((B, int(speech_lengths.max())), code_pad, dtype=torch.long)
+        for i, s in enumerate(samples):
+            speech[i, : len(s["speech"])] = s["speech"]  # (S_i,)
+    if "spk" in samples[0]:
+        spk = torch.stack([s["spk"] for s in samples])  # (B, E)
     return Batch(
         ids=[s["id"] for s in samples], speakers=[s["speaker"] for s in samples],
         tokens=tokens, token_lengths=token_lengths, token_mask=lengths_mask(token_lengths, L),
         frame_lengths=frame_lengths, frame_mask=lengths_mask(frame_lengths, T), codes=codes, mel=mel,
+        speech=speech, speech_lengths=speech_lengths, spk=spk,
     )

@@ -34,7 +34,9 @@ from webdataset.tariterators import base_plus_ext, tar_file_iterator
 from ttsframe.data.collate import collate
 from ttsframe.data.shards import read_index, shard_urls
 
-MEMBER_EXTS = ("tokens.npy", "codes.npy", "mel.npy", "meta.json")  # what a shard sample holds
+# What a shard sample holds: text ids, codec codes or log-mel, optional speech-tokenizer ids and
+# speaker embedding (recipes with a speech tokenizer), and its metadata.
+MEMBER_EXTS = ("tokens.npy", "codes.npy", "mel.npy", "speech.npy", "spk.npy", "meta.json")
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,8 @@ _decoder = Decoder([basichandlers])  # .npy -> np.ndarray, .json -> dict
 
 
 def to_item(raw: dict) -> dict:
-    """Decoded shard sample -> {id, speaker, tokens (L,) long, codes (K, T) long | mel (T, D) float, frames}."""
+    """Decoded shard sample -> {id, speaker, tokens (L,) long, codes (K, T) long | mel (T, D) float,
+    frames, and where the shard has them speech (S,) long, spk (E,) float}."""
     sample = _decoder(raw)
     meta = sample["meta.json"]
     item = {"id": meta.get("id", sample["__key__"]), "speaker": meta.get("speaker", ""),
@@ -145,6 +148,10 @@ def to_item(raw: dict) -> dict:
         item["frames"] = item["mel"].shape[0]
     else:
         raise KeyError(f"shard sample {sample['__key__']} has neither codes.npy nor mel.npy")
+    if "speech.npy" in sample:
+        item["speech"] = torch.from_numpy(sample["speech.npy"].astype(np.int64))  # (S,)
+    if "spk.npy" in sample:
+        item["spk"] = torch.from_numpy(sample["spk.npy"].astype(np.float32))  # (E,)
     return item
 
 

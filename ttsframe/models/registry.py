@@ -16,6 +16,7 @@ from ttsframe.models.spec import FamilySpec
 FAMILIES: dict[str, str] = {
     "valle": "ttsframe.models.valle",
     "melle": "ttsframe.models.melle",
+    "cosyvoice": "ttsframe.models.cosyvoice",
 }
 
 

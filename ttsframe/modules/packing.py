@@ -97,3 +97,13 @@ def take_segment(values: torch.Tensor, starts: torch.Tensor, length: int) -> tor
 def lengths_to_mask(lengths: torch.Tensor, max_length: int) -> torch.Tensor:
     """(B,) lengths -> (B, max_length) bool, True for the first ``length`` items."""
     return torch.arange(max_length, device=lengths.device)[None] < lengths[:, None]
+
+
+def pad_rows(rows: list[torch.Tensor], value: float | int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows (T_i, ...) -> padded (B, T_max, ...) filled with `value` after each row, lengths (B,) long."""
+    lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
+    shape = (len(rows), int(lengths.max()) if rows else 0, *rows[0].shape[1:]) if rows else (0, 0)
+    out = torch.full(shape, value, dtype=rows[0].dtype if rows else torch.float32)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out, lengths

@@ -16,6 +16,7 @@ from ttsframe.errors import ConfigError
 # Stage kind (the `kind:` of a recipe stage) -> module.
 STAGE_KINDS: dict[str, str] = {
     "prepare": "ttsframe.pipeline.prepare",
+    "train_tokenizer": "ttsframe.pipeline.train_tokenizer",
     "tokenize": "ttsframe.pipeline.tokenize",
     "train": "ttsframe.pipeline.train",
     "train_vocoder": "ttsframe.pipeline.train_vocoder",

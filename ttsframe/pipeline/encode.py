@@ -1,4 +1,12 @@
-"""Batched audio -> codec encoding for the tokenize stage, and fitting of self-fitted codecs."""
+"""Batched audio -> codec encoding for the tokenize stage, and fitting of self-fitted codecs.
+
+Besides the codec, a shard may carry features from other models of the same audio ("extras":
+speech-tokenizer ids, speaker embeddings). An extra is any object with
+
+    member: str                                  the shard member it fills, e.g. "speech.npy"
+    sample_rate: int                             the rate it wants (resampled from the codec's)
+    __call__(wavs: list[np.ndarray]) -> list[np.ndarray]   one array per wav, in order
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ttsframe.data.audio import load_audio
+from ttsframe.data.audio import clips_at_rate, load_audio
 from ttsframe.data.manifest import Utterance
 from ttsframe.data.shards import ShardInfo, write_shard
 
@@ -59,25 +67,30 @@ def encode_batch(codec, wavs: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def encode_shard(path: Path, utterances: list[Utterance], symbols: dict, token_ids: dict, codec,
-                 batch_seconds: float, on_batch=None) -> ShardInfo:
+                 batch_seconds: float, on_batch=None, extras: tuple = ()) -> ShardInfo:
     """Encodes `utterances` in length-grouped batches and writes them, in plan order, as one shard."""
     if codec.n_codebooks > 0 and codec.codebook_size > np.iinfo(np.int16).max:
         raise ValueError(f"codebook size {codec.codebook_size} does not fit the int16 codes of the shard format")
     features: list[np.ndarray | None] = [None] * len(utterances)
+    extra_features: dict[str, list] = {extra.member: [None] * len(utterances) for extra in extras}
     for batch in length_batches(utterances, batch_seconds):
         wavs = load_wavs([utterances[i] for i in batch], codec.sample_rate)
         for i, feature in zip(batch, encode_batch(codec, wavs)):
             features[i] = feature
+        for extra in extras:
+            for i, feature in zip(batch, extra(clips_at_rate(wavs, codec.sample_rate, extra.sample_rate))):
+                extra_features[extra.member][i] = feature
         if on_batch is not None:
             on_batch(len(batch))
     key = "codes.npy" if codec.n_codebooks > 0 else "mel.npy"
     samples = []
-    for u, feature in zip(utterances, features):
+    for n, (u, feature) in enumerate(zip(utterances, features)):
         frames = int(feature.shape[-1] if codec.n_codebooks > 0 else feature.shape[0])
         samples.append({
             "__key__": u.id,
             "tokens.npy": np.asarray(token_ids[u.id], dtype=np.int32),
             key: feature,
+            **{member: values[n] for member, values in extra_features.items()},
             "meta.json": {"id": u.id, "speaker": u.speaker, "duration": u.duration, "text": u.text,
                           "phonemes": " ".join(symbols[u.id]), "frames": frames},
         })

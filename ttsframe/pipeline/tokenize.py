@@ -24,12 +24,13 @@ from ttsframe.data.manifest import SPLITS, Utterance, read_manifest
 from ttsframe.data.shards import ShardInfo, shard_name, write_index
 from ttsframe.errors import UserError
 from ttsframe.pipeline.encode import encode_shard, fit_codec
+from ttsframe.pipeline.extras import build_extras
 from ttsframe.text import SPECIALS, Vocabulary, build_frontend
 from ttsframe.text.inventory import coverage
 from ttsframe.utils.atomic import write_json
 
 OUTPUT_DIR = "shards"
-DEPENDS_ON = ("data", "codec", "text")
+DEPENDS_ON = ("data", "codec", "text", "tokenizer")  # `tokenizer` only where the recipe has one
 SHARD_SIZE = 1000  # utterances per shard (a few hundred MB of codes at most)
 
 
@@ -43,6 +44,7 @@ def run(cfg: DictConfig, ctx) -> dict:
     if getattr(codec, "needs_fit", False):
         fit_codec(codec, manifests["train"], ctx.out_dir / "codec.safetensors")
     shard_size = int(ctx.options.get("shard_size", SHARD_SIZE))
+    extras = build_extras(cfg, ctx.options, ctx.exp_dir)
     totals = {}
     for split in SPLITS:
         ids = {u.id: vocab.encode(symbols[split][u.id], unknown="error" if split == "train" else "unk")
@@ -50,13 +52,15 @@ def run(cfg: DictConfig, ctx) -> dict:
         unknown = sum(1 for seq in ids.values() for i in seq if i == vocab.unk_id)
         if unknown:
             print(f"tokenize: {split}: {unknown} symbols not in the train vocabulary mapped to <unk>")
-        shards = write_split(split, manifests[split], symbols[split], ids, codec, vocab, shard_size, cfg, ctx.out_dir)
+        shards = write_split(split, manifests[split], symbols[split], ids, codec, vocab, shard_size, cfg, ctx.out_dir,
+                             extras)
         index = write_index(
             ctx.out_dir, split, shards,
             feature="codes" if codec.n_codebooks > 0 else "mel",
             codec=codec.describe(), sample_rate=codec.sample_rate, frame_rate=codec.frame_rate,
             n_codebooks=codec.n_codebooks, codebook_size=codec.codebook_size,
             vocab="vocab.json", vocab_size=len(vocab),
+            **{key: value for extra in extras for key, value in extra.describe().items()},
         )
         totals[split] = {"samples": index["samples"], "frames": index["frames"], "shards": len(shards)}
         print(f"tokenize: {split}: {index['samples']} utterances, {index['frames']} frames, {len(shards)} shards")
@@ -112,11 +116,13 @@ def plan_split(split: str, utterances: list[Utterance], shard_size: int, seed: i
     return [ids[i:i + shard_size] for i in range(0, len(ids), shard_size)]
 
 
-def write_split(split, utterances, symbols, token_ids, codec, vocab, shard_size, cfg, out_dir: Path) -> list[ShardInfo]:
+def write_split(split, utterances, symbols, token_ids, codec, vocab, shard_size, cfg, out_dir: Path,
+                extras: tuple = ()) -> list[ShardInfo]:
     """Writes the split's shards that are not written yet; returns every shard's counts in order."""
     plan = plan_split(split, utterances, shard_size, cfg.seed)
     plan_file = out_dir / f"{split}.plan.json"
-    inputs = [plan, codec.describe(), vocab.symbols, [symbols[i] for ids in plan for i in ids]]
+    inputs = [plan, codec.describe(), vocab.symbols, [symbols[i] for ids in plan for i in ids],
+              [extra.key for extra in extras]]
     stamp = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]
     if plan_file.is_file() and json.loads(plan_file.read_text()).get("fingerprint") != stamp:
         print(f"tokenize: {split}: inputs changed since the last run; rewriting its shards")
@@ -135,7 +141,7 @@ def write_split(split, utterances, symbols, token_ids, codec, vocab, shard_size,
         else:
             batch = [by_id[i] for i in ids]
             shards.append(encode_shard(path, batch, symbols, token_ids, codec, cfg.codec.batch_seconds,
-                                       on_batch=progress.update))
+                                       on_batch=progress.update, extras=extras))
             write_json(done, shards[-1].__dict__)
     progress.close()
     for stale in out_dir.glob(f"{split}-*.tar"):

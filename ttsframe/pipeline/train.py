@@ -108,6 +108,8 @@ def build_task(cfg: DictConfig, task: type, data: ShardDataModule, seed: int) ->
     m = cfg.model
     sizes = ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout", "reduction_factor", "input_noise")
     overrides = {k: m[k] for k in sizes if m[k] is not None}
+    if "index" in inspect.signature(task.build_model_config).parameters:  # tasks that read more of the shards
+        overrides["index"] = data.index
     try:
         model_config = task.build_model_config(m.preset, data.vocab_size, data.n_codebooks, data.codebook_size,
                                                **overrides)

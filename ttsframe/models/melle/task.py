@@ -33,12 +33,12 @@ from ttsframe.models.melle.loss import MelleLossConfig, MellePrediction, melle_l
 from ttsframe.models.melle.model import Melle, MelleConfig
 from ttsframe.models.melle.presets import get_preset
 from ttsframe.models.melle.samples import melle_samples
+from ttsframe.training.mel_stats import mel_statistics
 from ttsframe.training.optim import build_optimizer
 from ttsframe.training.resume import step_generator
 
 FAMILY = "melle"
 ARCH_OVERRIDES = ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout", "reduction_factor")
-MIN_MEL_STD = 0.1  # floor of the per-bin std (log units): a bin that never moves is not blown up
 
 
 def model_config(preset: str, vocab_size: int, n_codebooks: int | None = 0, codebook_size: int | None = 0,
@@ -56,22 +56,6 @@ def model_config(preset: str, vocab_size: int, n_codebooks: int | None = 0, code
     config = get_preset(preset, vocab_size)
     config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
     return dataclasses.asdict(config)
-
-
-def mel_statistics(mels, min_std: float = MIN_MEL_STD) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Per-bin mean and std over all frames of (T_i, M) log-mels; returns (mean, std, frames)."""
-    total = square = None
-    frames = 0
-    for mel in mels:
-        mel = mel.double()
-        total = mel.sum(0) if total is None else total + mel.sum(0)
-        square = mel.pow(2).sum(0) if square is None else square + mel.pow(2).sum(0)
-        frames += mel.shape[0]
-    if not frames:
-        raise ValueError("no mel frames to compute statistics from")
-    mean = total / frames
-    std = (square / frames - mean.pow(2)).clamp(min=0).sqrt().clamp(min=min_std)
-    return mean.float(), std.float(), frames
 
 
 def shard_data(datamodule) -> object | None:

@@ -18,6 +18,14 @@ class S3AsrTokenizer:
         self.frame_rate = self.features.cfg.frame_rate / model.config.subsample
         self.vocab_size = model.config.codebook_size
 
+    folder: str | None = None  # where it was loaded from (`io.load_tokenizer`)
+    checksum: str | None = None  # sha256 of its weights file
+
+    def describe(self) -> dict:
+        """What the shards' index and a release keep of it (enough to load it again and check it)."""
+        return {"name": "s3_asr", "frame_rate": self.frame_rate, "vocab_size": self.vocab_size,
+                "folder": self.folder, "sha256": self.checksum}
+
     def frames_for(self, num_samples: int) -> int:
         return int(self.model.output_length(self.features.cfg.frames_for(num_samples)))
 

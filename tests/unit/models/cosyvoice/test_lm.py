@@ -237,10 +237,10 @@ def test_qwen2_backbone_loads_a_saved_checkpoint(tmp_path):
 
 
 def test_presets_and_config_checks():
-    assert set(PRESETS) == {"lm_tiny", "lm_base", "lm_qwen2_tiny", "lm_qwen2_base"}
+    assert set(PRESETS) == {"lm_tiny", "lm_cpu", "lm_base", "lm_qwen2_tiny", "lm_qwen2_base"}
     base = get_preset("lm_qwen2_base", 100, 6561)
     assert (base.d_model, base.n_layers, base.n_heads, base.n_kv_heads, base.ffn_dim) == (896, 24, 14, 2, 4864)
-    with pytest.raises(ValueError, match="valid: lm_tiny, lm_base, lm_qwen2_tiny, lm_qwen2_base"):
+    with pytest.raises(ValueError, match="valid: lm_tiny, lm_cpu, lm_base, lm_qwen2_tiny, lm_qwen2_base"):
         get_preset("lm_huge", 10, 10)
     with pytest.raises(ValueError, match="valid: cosyvoice1, cosyvoice2"):
         LMConfig(style="cosyvoice3", n_text=10, n_speech=10)

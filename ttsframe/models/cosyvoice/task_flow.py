@@ -1,0 +1,114 @@
+"""Lightning task of CosyVoice's flow decoder: `CosyVoiceFlowTask` trains `CosyVoiceFlow` (conditional
+flow matching from speech tokens to log-mel) on the shards' `speech.npy`, `mel.npy` and `spk.npy`.
+
+Checkpoint contract (synthesis and release read it): `state_dict` keys are `model.<CosyVoiceFlow
+name>` (the mel statistics buffers included); `hyper_parameters` holds `model_config`
+(`FlowConfig` fields), `optim`, `seed`, `stats_utterances`, `family` ("cosyvoice") and `task`
+("cosyvoice_flow").
+
+Mel statistics are fitted before the first step of a fresh run from the first
+`stats_utterances` training utterances (index order, the same on every rank), as MELLE does.
+The step's random draws (noise, t, prompt prefix, CFG drop, mask pattern) come from a generator
+seeded by (seed, rank, step, micro-batch), so exact resume holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_only
+
+from ttsframe.data.collate import Batch
+from ttsframe.data.dataset import ShardStream
+from ttsframe.models.cosyvoice.flow import CosyVoiceFlow, FlowConfig
+from ttsframe.models.cosyvoice.flow_loss import cfm_loss
+from ttsframe.models.cosyvoice.presets import family_preset
+from ttsframe.models.cosyvoice.task_lm import needs_speech
+from ttsframe.training.mel_stats import mel_statistics
+from ttsframe.training.optim import build_optimizer
+from ttsframe.training.resume import step_generator
+
+FAMILY = "cosyvoice"
+FLOW_OVERRIDES = ("d_model", "n_heads", "ffn_dim", "dropout")
+
+
+def flow_model_config(preset: str, vocab_size: int, n_codebooks: int | None = 0, codebook_size: int | None = 0,
+                      index: dict | None = None, **overrides) -> dict:
+    """`FlowConfig` fields of a family preset for the shards' `index` (speech tokens, rate, speaker size)."""
+    index = index or {}
+    if not index.get("speech_vocab_size"):
+        raise ValueError("the shards hold no speech tokens (speech_vocab_size missing from the index): "
+                         "run the tokenize stage with a speech tokenizer")
+    unknown = set(overrides) - set(FLOW_OVERRIDES)
+    if unknown:
+        raise ValueError(f"unknown CosyVoice flow overrides {sorted(unknown)}; valid: {', '.join(FLOW_OVERRIDES)}")
+    n_mels = int((index.get("codec") or {}).get("mel", {}).get("n_mels", 80))
+    config = family_preset(preset).flow(int(index["speech_vocab_size"]), float(index["speech_frame_rate"]),
+                                        index.get("spk_dim"), n_mels)
+    return dataclasses.asdict(dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None}))
+
+
+class CosyVoiceFlowTask(L.LightningModule):
+    """Trains `CosyVoiceFlow` with the masked CFM loss.
+
+    Args:
+        model_config: `FlowConfig` fields (`flow_model_config()` gives a preset's).
+        optim: `OptimConfig` fields.
+        seed: base seed of the step generators.
+        stats_utterances: training utterances the mel statistics are computed from.
+    """
+
+    FAMILY, TASK, FEATURE = FAMILY, "cosyvoice_flow", "mel"
+    build_model_config = staticmethod(flow_model_config)
+
+    def __init__(self, model_config: dict, optim: dict | None = None, seed: int = 0, stats_utterances: int = 1000):
+        super().__init__()
+        self.save_hyperparameters()
+        self.hparams["family"], self.hparams["task"] = FAMILY, self.TASK
+        self.model = CosyVoiceFlow(FlowConfig(**model_config))
+        self.register_buffer("stats_fitted", torch.tensor(False))
+
+    def on_fit_start(self) -> None:
+        if bool(self.stats_fitted) or self._trainer is None:
+            return
+        data = self.trainer.datamodule
+        while data is not None and not hasattr(data, "shard_dir"):
+            data = getattr(data, "data", None)
+        if data is None:
+            return
+        stream = ShardStream(data.shard_dir, data.splits["train"], rank=0, world_size=1)
+        items = itertools.islice(iter(stream), self.hparams.stats_utterances)
+        mean, std, frames = mel_statistics(item["mel"] for item in items)
+        self.model.set_mel_stats(mean.to(self.device), std.to(self.device))
+        self.stats_fitted.fill_(True)
+        _print(f"cosyvoice flow: mel statistics from {frames} frames of {data.shard_dir}")
+
+    def loss(self, batch: Batch, batch_idx: int, split: str) -> torch.Tensor:
+        needs_speech(batch)
+        spk = batch.spk if batch.spk is not None else torch.zeros(len(batch), self.model.config.spk_dim,
+                                                                  device=self.device)
+        prediction = self.model(batch.speech.clamp(min=0), batch.speech_lengths, batch.mel, batch.frame_lengths,
+                                spk, generator=step_generator(self, split, batch_idx))
+        return cfm_loss(prediction)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        loss = self.loss(batch, batch_idx, "train")
+        self.log("train/loss", loss.detach(), prog_bar=True, on_step=True, batch_size=len(batch))
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, batch_size=1)
+        return loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self.log("val/loss", self.loss(batch, batch_idx, "val"), prog_bar=True, on_epoch=True,
+                 batch_size=int(batch.frame_lengths.sum()), sync_dist=True)
+
+    def configure_optimizers(self) -> dict:
+        max_steps = self.trainer.max_steps if self._trainer is not None else -1
+        return build_optimizer(self.model, self.hparams.optim or {}, max(max_steps, 1))
+
+
+@rank_zero_only
+def _print(message: str) -> None:
+    print(message)
