@@ -128,10 +128,12 @@ def stream(args, device) -> None:
     text = "the quick brown fox jumps over the lazy dog"
     options = CosyVoiceSamplingOptions(min_token_text_ratio=2.0, max_token_text_ratio=2.0, seed=0)
     item = SynthesisItem(text, prompt, rate, "a short prompt")
-    stats = StreamStats()
-    audio = sum(len(chunk) for chunk in synth.stream(item, options, stats=stats)) / rate
-    print(f"stream: first chunk after {stats.first_chunk_seconds:.3f} s, {stats.chunks} chunks, "
-          f"RTF {stats.compute_seconds / audio:.3f} ({audio:.2f} s of audio)")
+    synth.synthesize([item], options)  # warm-up: the first call imports librosa (Resemblyzer) and more
+    for chunk in (synth.flow.config.chunk_tokens, 3 * synth.flow.config.chunk_tokens):
+        stats = StreamStats()
+        audio = sum(len(piece) for piece in synth.stream(item, options, chunk, stats=stats)) / rate
+        print(f"stream, {chunk} tokens per flow call: first chunk after {stats.first_chunk_seconds:.3f} s, "
+              f"{stats.chunks} chunks, RTF {stats.compute_seconds / audio:.3f} ({audio:.2f} s of audio)")
     for size in sorted({1, args.rtf_batch}):
         began = time.perf_counter()
         wavs = synth.synthesize([item] * size, options)
