@@ -1,4 +1,4 @@
-"""Per-band statistics of log-mel frames, for the mel families' normalisation."""
+"""Per-band statistics of log-mel frames for the mel families' normalisation, and the shards they come from."""
 
 from __future__ import annotations
 
@@ -21,3 +21,10 @@ def mel_statistics(mels, min_std: float = MIN_MEL_STD) -> tuple[torch.Tensor, to
     mean = total / frames
     std = (square / frames - mean.pow(2)).clamp(min=0).sqrt().clamp(min=min_std)
     return mean.float(), std.float(), frames
+
+
+def shard_data(datamodule) -> object | None:
+    """The shard data module behind the trainer's (possibly wrapped, e.g. `ResumableData`)."""
+    while datamodule is not None and not hasattr(datamodule, "shard_dir"):
+        datamodule = getattr(datamodule, "data", None)
+    return datamodule

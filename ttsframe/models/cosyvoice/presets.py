@@ -93,3 +93,15 @@ def family_preset(name: str) -> FamilyPreset:
     if name not in FAMILY_PRESETS:
         raise ValueError(f"unknown cosyvoice preset {name!r}; valid: {', '.join(FAMILY_PRESETS)}")
     return FAMILY_PRESETS[name]
+
+
+def check_shards_and_overrides(index: dict | None, overrides: dict, valid: tuple[str, ...], part: str) -> dict:
+    """The shards' index (it must hold speech tokens) after checking `overrides` against `valid`."""
+    index = index or {}
+    if not index.get("speech_vocab_size"):
+        raise ValueError("the shards hold no speech tokens (speech_vocab_size missing from the index): "
+                         "run the tokenize stage with a speech tokenizer")
+    unknown = set(overrides) - set(valid)
+    if unknown:
+        raise ValueError(f"unknown CosyVoice {part} overrides {sorted(unknown)}; valid: {', '.join(valid)}")
+    return index

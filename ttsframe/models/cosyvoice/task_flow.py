@@ -25,9 +25,9 @@ from ttsframe.data.collate import Batch
 from ttsframe.data.dataset import ShardStream
 from ttsframe.models.cosyvoice.flow import CosyVoiceFlow, FlowConfig
 from ttsframe.models.cosyvoice.flow_loss import cfm_loss
-from ttsframe.models.cosyvoice.presets import family_preset
+from ttsframe.models.cosyvoice.presets import check_shards_and_overrides, family_preset
 from ttsframe.models.cosyvoice.task_lm import needs_speech
-from ttsframe.training.mel_stats import mel_statistics
+from ttsframe.training.mel_stats import mel_statistics, shard_data
 from ttsframe.training.optim import build_optimizer
 from ttsframe.training.resume import step_generator
 
@@ -38,13 +38,7 @@ FLOW_OVERRIDES = ("d_model", "n_heads", "ffn_dim", "dropout")
 def flow_model_config(preset: str, vocab_size: int, n_codebooks: int | None = 0, codebook_size: int | None = 0,
                       index: dict | None = None, **overrides) -> dict:
     """`FlowConfig` fields of a family preset for the shards' `index` (speech tokens, rate, speaker size)."""
-    index = index or {}
-    if not index.get("speech_vocab_size"):
-        raise ValueError("the shards hold no speech tokens (speech_vocab_size missing from the index): "
-                         "run the tokenize stage with a speech tokenizer")
-    unknown = set(overrides) - set(FLOW_OVERRIDES)
-    if unknown:
-        raise ValueError(f"unknown CosyVoice flow overrides {sorted(unknown)}; valid: {', '.join(FLOW_OVERRIDES)}")
+    index = check_shards_and_overrides(index, overrides, FLOW_OVERRIDES, "flow")
     n_mels = int((index.get("codec") or {}).get("mel", {}).get("n_mels", 80))
     config = family_preset(preset).flow(int(index["speech_vocab_size"]), float(index["speech_frame_rate"]),
                                         index.get("spk_dim"), n_mels)
@@ -74,9 +68,7 @@ class CosyVoiceFlowTask(L.LightningModule):
     def on_fit_start(self) -> None:
         if bool(self.stats_fitted) or self._trainer is None:
             return
-        data = self.trainer.datamodule
-        while data is not None and not hasattr(data, "shard_dir"):
-            data = getattr(data, "data", None)
+        data = shard_data(self.trainer.datamodule)
         if data is None:
             return
         stream = ShardStream(data.shard_dir, data.splits["train"], rank=0, world_size=1)

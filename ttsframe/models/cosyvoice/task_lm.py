@@ -19,7 +19,7 @@ import torch
 
 from ttsframe.data.collate import Batch
 from ttsframe.models.cosyvoice.lm import LMConfig, SpeechLM, lm_loss
-from ttsframe.models.cosyvoice.presets import family_preset
+from ttsframe.models.cosyvoice.presets import check_shards_and_overrides, family_preset
 from ttsframe.training.optim import build_optimizer
 from ttsframe.training.resume import step_generator
 
@@ -36,13 +36,7 @@ def needs_speech(batch: Batch) -> None:
 def lm_model_config(preset: str, vocab_size: int, n_codebooks: int | None = 0, codebook_size: int | None = 0,
                     index: dict | None = None, **overrides) -> dict:
     """`LMConfig` fields of a family preset (`presets.FAMILY_PRESETS`) for the shards' `index`."""
-    index = index or {}
-    if not index.get("speech_vocab_size"):
-        raise ValueError("the shards hold no speech tokens (speech_vocab_size missing from the index): "
-                         "run the tokenize stage with a speech tokenizer")
-    unknown = set(overrides) - set(LM_OVERRIDES)
-    if unknown:
-        raise ValueError(f"unknown CosyVoice LM overrides {sorted(unknown)}; valid: {', '.join(LM_OVERRIDES)}")
+    index = check_shards_and_overrides(index, overrides, LM_OVERRIDES, "LM")
     config = family_preset(preset).lm(vocab_size, int(index["speech_vocab_size"]), index.get("spk_dim"))
     return dataclasses.asdict(dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None}))
 

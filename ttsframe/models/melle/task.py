@@ -33,7 +33,7 @@ from ttsframe.models.melle.loss import MelleLossConfig, MellePrediction, melle_l
 from ttsframe.models.melle.model import Melle, MelleConfig
 from ttsframe.models.melle.presets import get_preset
 from ttsframe.models.melle.samples import melle_samples
-from ttsframe.training.mel_stats import mel_statistics
+from ttsframe.training.mel_stats import mel_statistics, shard_data
 from ttsframe.training.optim import build_optimizer
 from ttsframe.training.resume import step_generator
 
@@ -56,13 +56,6 @@ def model_config(preset: str, vocab_size: int, n_codebooks: int | None = 0, code
     config = get_preset(preset, vocab_size)
     config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
     return dataclasses.asdict(config)
-
-
-def shard_data(datamodule) -> object | None:
-    """The shard data module behind the trainer's (possibly wrapped, e.g. `ResumableData`)."""
-    while datamodule is not None and not hasattr(datamodule, "shard_dir"):
-        datamodule = getattr(datamodule, "data", None)
-    return datamodule
 
 
 class MelleTask(L.LightningModule):
