@@ -61,6 +61,28 @@ TRAIN_VOICES = [
     Voice("en-us-m5", "espeak", "en-us+m5", "espeak American male 5", pitch=50, rate=200, pitch_range=35),
     Voice("en-us-linda", "espeak", "en-us+linda", "espeak American female Linda", pitch=45, rate=175),
     Voice("en-us-m8", "espeak", "en-us+m8", "espeak American male 8", pitch=40, rate=155),
+    Voice("en-us-andy", "espeak", "en-us+Andy", "espeak American male Andy", pitch=45, rate=170),
+    Voice("en-gb-andrea", "espeak", "en+Andrea", "espeak British female Andrea", pitch=55, rate=165),
+    Voice("en-us-gene", "espeak", "en-us+Gene", "espeak American male Gene", pitch=40, rate=160),
+    Voice("en-us-belinda", "espeak", "en-us+belinda", "espeak American female Belinda", pitch=60, rate=175),
+    Voice("en-rp-benjamin", "espeak", "en-gb-x-rp+benjamin", "espeak British RP male Benjamin", pitch=45, rate=165),
+    Voice("en-us-anika", "espeak", "en-us+anika", "espeak American female Anika", pitch=55, rate=180),
+    Voice("en-us-david", "espeak", "en-us+david", "espeak American male David", pitch=50, rate=185),
+    Voice("en-us-shelby", "espeak", "en-us+shelby", "espeak American female Shelby", pitch=50, rate=160),
+    Voice("en-gb-edward", "espeak", "en+edward", "espeak British male Edward", pitch=40, rate=175),
+    Voice("en-us-steph", "espeak", "en-us+steph", "espeak American female Steph", pitch=65, rate=170),
+    Voice("en-sc-ian", "espeak", "en-gb-scotland+ian", "espeak Scottish male Ian", pitch=50, rate=165),
+    Voice("en-us-grandma", "espeak", "en-us+grandma", "espeak American female Grandma", pitch=45, rate=150),
+    Voice("en-nyc-john", "espeak", "en-us-nyc+john", "espeak New York male John", pitch=45, rate=190),
+    Voice("en-us-jacky", "espeak", "en-us+Jacky", "espeak American male Jacky", pitch=55, rate=175),
+    Voice("en-us-m4", "espeak", "en-us+m4", "espeak American male 4", pitch=40, rate=170, pitch_range=60),
+    Voice("en-gb-f1", "espeak", "en+f1", "espeak British female 1", pitch=55, rate=160),
+    Voice("en-us-michael", "espeak", "en-us+Michael", "espeak American male Michael", pitch=45, rate=180),
+    Voice("en-us-f4", "espeak", "en-us+f4", "espeak American female 4", pitch=50, rate=190, pitch_range=40),
+    # used in place of the three flite voices where flite is missing
+    Voice("en-us-travis", "espeak", "en-us+travis", "espeak American male Travis", pitch=45, rate=175),
+    Voice("en-gb-max", "espeak", "en+max", "espeak British male Max", pitch=50, rate=170),
+    Voice("en-us-quincy", "espeak", "en-us+quincy", "espeak American male Quincy", pitch=40, rate=165),
 ]
 # Held-out voices (num_test_voices of them, in this order): test split only.
 TEST_VOICES = [
@@ -80,11 +102,11 @@ class Config(CorpusConfig):
     corpus: str = "builtin"
     sample_rate: int = 24000  # Hz of the wavs written (espeak gives 22050, flite 16000)
     cache_dir: str | None = None  # default $TTSFRAME_CACHE, else ~/.cache/ttsframe
-    num_train_voices: int = 12  # also the dev voices
+    num_train_voices: int = 36  # also the dev voices
     num_test_voices: int = 3  # held out: test split only
     num_train_sentences: int = 1200  # distinct train sentences, shared out among the train voices
-    train_sentences_per_voice: int = 100
-    num_dev_sentences: int = 10  # each spoken by every train voice
+    train_sentences_per_voice: int = 34
+    num_dev_sentences: int = 4  # each spoken by every train voice
     num_test_sentences: int = 20  # each spoken by every held-out voice
     use_flite: bool = True  # add flite voices where the `flite` binary is installed
     seed: int = 0  # sentences and their assignment to voices

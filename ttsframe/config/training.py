@@ -52,6 +52,8 @@ class TrainerConfig:
     strategy: str = "auto"  # auto | ddp | ddp_spawn | fsdp (auto: ddp when more than one device)
     precision: str | None = None  # null: bf16-mixed on CUDA, else 32-true
     max_steps: int = 1000  # optimizer steps; the train stream is endless, this ends training
+    # per train stage, by stage name: its own max_steps (e.g. {train_lm: 1000}); others take max_steps
+    stage_max_steps: dict[str, int] = field(default_factory=dict)
     val_check_interval: int = 200  # validate every N optimizer steps
     limit_val_batches: Any = 1.0  # float: share of the dev split; int: batches
     num_sanity_val_steps: int = 2

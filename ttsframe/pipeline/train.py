@@ -11,6 +11,7 @@ submitted as a batch job instead (`ttsframe.training.slurm`).
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 import json
 import os
@@ -75,12 +76,24 @@ def check_config(cfg: DictConfig, ctx) -> str:
     return ctx.options["task"]
 
 
+def with_stage_steps(cfg: DictConfig, stage: str) -> DictConfig:
+    """cfg with trainer.max_steps = trainer.stage_max_steps[stage] where the trainer names the stage."""
+    steps = (cfg.trainer.get("stage_max_steps") or {}).get(stage)
+    if steps is None:
+        return cfg
+    cfg = copy.deepcopy(cfg)
+    cfg.trainer.max_steps = int(steps)
+    print(f"train: {stage}: max_steps {int(steps)} (trainer.stage_max_steps.{stage})")
+    return cfg
+
+
 def launcher_name(cfg: DictConfig) -> str:
     return cfg.launcher.name if "launcher" in cfg else "local"
 
 
 def run(cfg: DictConfig, ctx) -> dict:
     task = task_class(check_config(cfg, ctx))
+    cfg = with_stage_steps(cfg, ctx.name)
     if task.FAMILY != cfg.model.family:
         raise ConfigError(f"stage {ctx.name}: task `{task.TASK}` trains a {task.FAMILY} model, but "
                           f"model.family is `{cfg.model.family}` (model={cfg.choices.model})")

@@ -22,6 +22,7 @@ class S3AsrTokenizerConfig:
     batch_frames: int = 6000  # padded 100 Hz frames per batch
     log_every: int = 100
     max_minutes: float | None = None  # stop at the first log step past this wall time
+    spec_augment: bool = True  # SpecAugment frequency and time masks on the training batches
     seed: int = 0
 
 

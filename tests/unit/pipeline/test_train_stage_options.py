@@ -61,3 +61,12 @@ def test_model_yaml_reaches_melle_reduction_factor_and_loss_weights(tmp_path):
         from ttsframe.models.valle.task import ValleARTask
 
         build_task(valle, ValleARTask, type("D", (), {"vocab_size": 20, "n_codebooks": 2, "codebook_size": 8})(), 0)
+
+
+def test_stage_max_steps_give_one_stage_its_own_budget(tmp_path):
+    from ttsframe.pipeline.train import with_stage_steps
+
+    cfg = load_run_config("cosyvoice", [f"exp_dir={tmp_path}", "trainer.max_steps=40",
+                                        "trainer.stage_max_steps.train_lm=7"])
+    assert with_stage_steps(cfg, "train_lm").trainer.max_steps == 7
+    assert cfg.trainer.max_steps == 40 and with_stage_steps(cfg, "train_flow").trainer.max_steps == 40

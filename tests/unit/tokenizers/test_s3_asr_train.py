@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from ttsframe.tokenizers.s3_asr import S3AsrModel, get_preset
-from ttsframe.tokenizers.s3_asr.train import Example, TrainOptions, batches, codebook_use, evaluate, train_s3_asr
+from ttsframe.tokenizers.s3_asr.train import (Example, TrainOptions, batches, codebook_use, evaluate, spec_augment,
+                                             train_s3_asr)
 
 N_PHONES = 8
 
@@ -59,3 +60,16 @@ def test_codebook_use_by_hand():
     stats = codebook_use(torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]), codebook_size=16)
     assert stats["codes_used"] == pytest.approx(4 / 16) and stats["perplexity"] == pytest.approx(4.0)
     assert codebook_use(torch.tensor([5] * 10), 16)["perplexity"] == pytest.approx(1.0)
+
+
+def test_spec_augment_masks_bands_and_spans_inside_each_row_only():
+    mel = torch.rand(2, 50, 16) + 1.0
+    mel[1, 30:] = 0.0  # padding of row 1
+    lengths = torch.tensor([50, 30])
+    out = spec_augment(mel, lengths, np.random.default_rng(0), max_freq=4, max_time_ratio=0.2)
+    again = spec_augment(mel, lengths, np.random.default_rng(0), max_freq=4, max_time_ratio=0.2)
+    assert torch.equal(out, again) and not torch.equal(out, mel)  # seeded, and something is masked
+    masked = out == 0
+    assert torch.equal(out[~masked], mel[~masked])  # the rest is untouched
+    assert (masked[0].all(0).sum() + masked[0].all(1).sum()) > 0  # whole bands or whole frames
+    assert masked[1, :30].sum() < masked[1, :30].numel() and (out[1, 30:] == 0).all()

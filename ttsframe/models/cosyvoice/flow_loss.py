@@ -7,6 +7,11 @@ condition and left out of the loss) and whether all conditions are dropped toget
 (classifier-free guidance, ``cfg_dropout``); per batch, one attention pattern (`flow_masks`).
 The model (`flow.CosyVoiceFlow.forward`) predicts the velocity at
 x_t = (1 - (1 - sigma_min) t) x0 + t x1; the target is u = x1 - (1 - sigma_min) x0.
+
+Prior loss (``prior_weight`` > 0; Matcha-TTS's, which CosyVoice's flow descends from and which
+CosyVoice drops): the mean squared error between mu, the token conditioning after the length
+regulator, and x1. It makes mu a regression estimate of the mel, which the estimator then only
+has to refine.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ class FlowPrediction:
     velocity: torch.Tensor  # (B, T, M) predicted
     target: torch.Tensor  # (B, T, M) u = x1 - (1 - sigma_min) x0
     loss_mask: torch.Tensor  # (B, T) bool, real frames outside the prompt prefix
+    prior_errors: torch.Tensor | None = None  # (B, T) squared error of mu against x1, averaged over bands
 
     def frame_errors(self) -> torch.Tensor:
         """(B, T) squared error per frame, averaged over bands; zeros outside the loss mask."""
@@ -49,6 +55,19 @@ class FlowPrediction:
 def cfm_loss(prediction: FlowPrediction) -> torch.Tensor:
     """Masked MSE between predicted and target velocity (a scalar)."""
     return prediction.frame_errors().sum() / prediction.loss_mask.sum().clamp(min=1)
+
+
+def prior_loss(prediction: FlowPrediction) -> torch.Tensor:
+    """Masked MSE between mu and x1 over the loss mask's frames (a scalar; 0 without prior errors)."""
+    if prediction.prior_errors is None:
+        return prediction.velocity.new_zeros(())
+    return (prediction.prior_errors * prediction.loss_mask).sum() / prediction.loss_mask.sum().clamp(min=1)
+
+
+def flow_loss(prediction: FlowPrediction, prior_weight: float = 0.0) -> dict[str, torch.Tensor]:
+    """{"loss": cfm + prior_weight * prior, "cfm": ..., "prior": ...}, scalars."""
+    cfm, prior = cfm_loss(prediction), prior_loss(prediction)
+    return {"loss": cfm + prior_weight * prior, "cfm": cfm, "prior": prior}
 
 
 def draw_step(

@@ -82,7 +82,7 @@ class FamilyPreset:
 # model.preset -> (LM preset, flow preset); cosyvoice2_*: the Qwen2 LM without speaker embedding.
 FAMILY_PRESETS: dict[str, FamilyPreset] = {
     "cosyvoice_tiny": FamilyPreset("lm_tiny", "flow_tiny"),
-    "cosyvoice_cpu": FamilyPreset("lm_cpu", "flow_tiny"),
+    "cosyvoice_cpu": FamilyPreset("lm_cpu", "flow_cpu"),
     "cosyvoice_base": FamilyPreset("lm_base", "flow_base"),
     "cosyvoice2_tiny": FamilyPreset("lm_qwen2_tiny", "flow_tiny"),
     "cosyvoice2_base": FamilyPreset("lm_qwen2_base", "flow_base"),

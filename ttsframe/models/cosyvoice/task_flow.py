@@ -24,7 +24,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from ttsframe.data.collate import Batch
 from ttsframe.data.dataset import ShardStream
 from ttsframe.models.cosyvoice.flow import CosyVoiceFlow, FlowConfig
-from ttsframe.models.cosyvoice.flow_loss import cfm_loss
+from ttsframe.models.cosyvoice.flow_loss import flow_loss
 from ttsframe.models.cosyvoice.presets import check_shards_and_overrides, family_preset
 from ttsframe.models.cosyvoice.task_lm import needs_speech
 from ttsframe.training.mel_stats import mel_statistics, shard_data
@@ -78,23 +78,29 @@ class CosyVoiceFlowTask(L.LightningModule):
         self.stats_fitted.fill_(True)
         _print(f"cosyvoice flow: mel statistics from {frames} frames of {data.shard_dir}")
 
-    def loss(self, batch: Batch, batch_idx: int, split: str) -> torch.Tensor:
+    def loss(self, batch: Batch, batch_idx: int, split: str) -> dict[str, torch.Tensor]:
         needs_speech(batch)
         spk = batch.spk if batch.spk is not None else torch.zeros(len(batch), self.model.config.spk_dim,
                                                                   device=self.device)
         prediction = self.model(batch.speech.clamp(min=0), batch.speech_lengths, batch.mel, batch.frame_lengths,
                                 spk, generator=step_generator(self, split, batch_idx))
-        return cfm_loss(prediction)
+        return flow_loss(prediction, self.model.config.prior_weight)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        loss = self.loss(batch, batch_idx, "train")
-        self.log("train/loss", loss.detach(), prog_bar=True, on_step=True, batch_size=len(batch))
+        losses = self.loss(batch, batch_idx, "train")
+        self.log("train/loss", losses["loss"].detach(), prog_bar=True, on_step=True, batch_size=len(batch))
+        if self.model.config.prior_weight > 0:
+            self.log("train/prior", losses["prior"].detach(), on_step=True, batch_size=len(batch))
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, batch_size=1)
-        return loss
+        return losses["loss"]
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self.log("val/loss", self.loss(batch, batch_idx, "val"), prog_bar=True, on_epoch=True,
-                 batch_size=int(batch.frame_lengths.sum()), sync_dist=True)
+        losses = self.loss(batch, batch_idx, "val")
+        frames = int(batch.frame_lengths.sum())
+        self.log("val/loss", losses["loss"], prog_bar=True, on_epoch=True, batch_size=frames, sync_dist=True)
+        self.log("val/cfm", losses["cfm"], on_epoch=True, batch_size=frames, sync_dist=True)
+        if self.model.config.prior_weight > 0:
+            self.log("val/prior", losses["prior"], on_epoch=True, batch_size=frames, sync_dist=True)
 
     def configure_optimizers(self) -> dict:
         max_steps = self.trainer.max_steps if self._trainer is not None else -1

@@ -50,6 +50,7 @@ class TrainOptions:
     log_every: int = 100
     eval_unquantized: bool = False  # also log the dev error rate without rounding
     max_minutes: float | None = None  # stop at the first log step past this wall time
+    spec_augment: bool = False  # SpecAugment masks on the training batches (`spec_augment`)
     seed: int = 0
 
 
@@ -72,6 +73,25 @@ def collate(examples: Sequence[Example], indices: list[int]) -> tuple[torch.Tens
     for b, e in enumerate(rows):
         mel[b, : len(e.mel)] = torch.from_numpy(np.asarray(e.mel, dtype=np.float32))
     return mel, lengths, [e.targets for e in rows]
+
+
+def spec_augment(mel: torch.Tensor, lengths: torch.Tensor, rng: np.random.Generator, freq_masks: int = 2,
+                 max_freq: int = 10, time_masks: int = 2, max_time_ratio: float = 0.05) -> torch.Tensor:
+    """SpecAugment (Park et al., 2019) without time warping: per row, ``freq_masks`` bands of up to
+    ``max_freq`` bins and ``time_masks`` spans of up to ``max_time_ratio`` of its frames set to 0
+    (the features' mean). mel (B, T, n_mels) -> a masked copy."""
+    out = mel.clone()
+    n_mels = mel.shape[2]
+    for b, n in enumerate(lengths.tolist()):
+        for _ in range(freq_masks):
+            width = int(rng.integers(0, max_freq + 1))
+            start = int(rng.integers(0, n_mels - width + 1))
+            out[b, :n, start : start + width] = 0.0
+        for _ in range(time_masks):
+            width = int(rng.integers(0, int(max_time_ratio * n) + 1))
+            start = int(rng.integers(0, n - width + 1))
+            out[b, start : start + width] = 0.0
+    return out
 
 
 def codebook_use(indices: torch.Tensor, codebook_size: int) -> dict:
@@ -120,6 +140,8 @@ def train_s3_asr(
     for step, indices in zip(range(1, options.steps + 1), stream):
         quantize = step > options.quantizer_warmup_steps
         mel, lengths, targets = collate(train, indices)
+        if options.spec_augment:
+            mel = spec_augment(mel, lengths, rng)
         out = model(mel, lengths, quantize=quantize)
         loss = ctc_loss(out["logits"], out["lengths"], targets)
         optimizer.zero_grad(set_to_none=True)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from ttsframe.models.cosyvoice.flow import CosyVoiceFlow, FlowConfig, regulate_length, time_grid
 from ttsframe.models.cosyvoice.flow_estimator import FlowContext
-from ttsframe.models.cosyvoice.flow_loss import FlowDraws, cfm_loss, draw_step
+from ttsframe.models.cosyvoice.flow_loss import FlowDraws, cfm_loss, draw_step, flow_loss
 from ttsframe.models.cosyvoice.flow_masks import MaskChoice, attention_mask, draw_mask_choice, frame_mask
 from ttsframe.models.cosyvoice.flow_presets import PRESETS, flow_base, flow_tiny, get_preset
 
@@ -104,9 +104,10 @@ def target_chunks(n_prompt: int, n_tokens: int, chunk: int) -> torch.Tensor:
     return (sources[0] + n_prompt) // chunk
 
 
+@pytest.mark.parametrize("source", ["noise", "mu"])
 @pytest.mark.parametrize("mode", ["chunk", "causal"])
-def test_chunk_mask_makes_earlier_chunks_independent_of_later_tokens(mode):
-    net = model()  # chunk_tokens 4: prompt 3 + target 13 tokens = chunks 0..3
+def test_chunk_mask_makes_earlier_chunks_independent_of_later_tokens(mode, source):
+    net = model(source=source)  # chunk_tokens 4: prompt 3 + target 13 tokens = chunks 0..3
     tokens, _, mel, _, spk = batch(token_lengths=(13,))
     changed = tokens.clone()
     changed[0, 9:] = (changed[0, 9:] + 1) % N_SPEECH  # the last chunk: tokens 12.. of prompt + target
@@ -121,8 +122,9 @@ def test_chunk_mask_makes_earlier_chunks_independent_of_later_tokens(mode):
     assert outs["same"][~early].max() > 1e-3 and outs["full"][early].max() > 1e-3
 
 
-def test_streaming_prefix_reproduces_the_completed_chunks():
-    net = model()
+@pytest.mark.parametrize("source", ["noise", "mu"])
+def test_streaming_prefix_reproduces_the_completed_chunks(source):
+    net = model(source=source)
     tokens, _, mel, _, spk = batch(token_lengths=(13,))
     prompt_tokens, prompt_mel = torch.randint(0, N_SPEECH, (1, 3)), mel[:, :10]
     kwargs = dict(mask_mode="chunk", seed=5, cfg_scale=0.7)
@@ -134,9 +136,10 @@ def test_streaming_prefix_reproduces_the_completed_chunks():
     torch.testing.assert_close(part[0, :n], full[0, :n], atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("source", ["noise", "mu"])
 @pytest.mark.parametrize("mode", [MaskChoice("full"), MaskChoice("chunk", 4), MaskChoice("causal")])
-def test_padding_invariance_of_loss_terms_and_sampling(mode):
-    net = model()
+def test_padding_invariance_of_loss_terms_and_sampling(mode, source):
+    net = model(source=source)
     tokens, token_lengths, mel, mel_lengths, spk = batch()
     draws = draws_for(mel_lengths, mel.shape[1], mode)
     together = net(tokens, token_lengths, mel, mel_lengths, spk, draws)
@@ -210,7 +213,10 @@ def test_presets_sizes_and_lookup():
             counts[name] = sum(p.numel() for p in CosyVoiceFlow(build(4096)).parameters())
     assert 0.5e6 <= counts["flow_tiny"] <= 2e6 and 50e6 <= counts["flow_base"] <= 150e6, counts
     assert get_preset("flow_base", 6561) == flow_base(6561)
-    with pytest.raises(ValueError, match="valid: flow_tiny, flow_base"):
+    assert counts["flow_cpu"] == counts["flow_tiny"]
+    assert (flow_base(10).prior_weight, flow_base(10).source) == (0.0, "noise")  # CosyVoice's objective
+    assert (get_preset("flow_cpu", 10).prior_weight, get_preset("flow_cpu", 10).source) == (1.0, "mu")
+    with pytest.raises(ValueError, match="valid: flow_tiny, flow_cpu, flow_base"):
         get_preset("flow_huge", 10)
 
 
@@ -257,3 +263,51 @@ def test_overfit_utterance_is_sampled_back():
     assert lengths.tolist() == [mel.shape[1]]
     error, spread = (out - mel).abs().mean(), (mel - mel.mean(1, keepdim=True)).abs().mean()
     assert error < 0.3 * spread, (error, spread)
+
+
+def test_prior_loss_trains_mu_towards_the_mel():
+    tokens, mel, spk = one_utterance()
+    net = model(prior_weight=1.0, cfg_dropout=0.0)
+    net.set_mel_stats(mel[0].mean(0), mel[0].std(0))
+    lengths, frames = torch.tensor([tokens.shape[1]]), torch.tensor([mel.shape[1]])
+    g = torch.Generator().manual_seed(0)
+    draws = draw_step(net.config, frames, mel.shape[1], g)
+    with torch.no_grad():
+        before = flow_loss(net(tokens, lengths, mel, frames, spk, draws), 1.0)
+        assert before["loss"].item() == pytest.approx((before["cfm"] + before["prior"]).item())
+        assert flow_loss(net(tokens, lengths, mel, frames, spk, draws))["loss"] == before["cfm"]  # weight 0
+    net.train()
+    optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3)
+    for _ in range(60):
+        losses = flow_loss(net(tokens, lengths, mel, frames, spk, generator=g), 1.0)
+        optimizer.zero_grad()
+        losses["loss"].backward()
+        optimizer.step()
+    assert losses["prior"] < 0.2 * before["prior"], (before["prior"], losses["prior"])
+    assert model()(tokens, lengths, mel, frames, spk, generator=g).prior_errors is None  # CosyVoice's loss
+
+
+def test_mu_source_starts_the_flow_at_mu():
+    net = model(source="mu")
+    tokens, token_lengths, mel, mel_lengths, spk = batch()
+    draws = draws_for(mel_lengths, mel.shape[1])
+    draws.t.zero_()  # x_t = x0: the estimator reads noise + mu, the target is x1 - noise - mu
+    with torch.no_grad():
+        shifted = net(tokens, token_lengths, mel, mel_lengths, spk, draws)
+        plain = model()(tokens, token_lengths, mel, mel_lengths, spk, draws)
+        frames, _ = regulate_length(net.encode(tokens, token_lengths, MaskChoice("full")), token_lengths, mel_lengths,
+                                    mel.shape[1])
+        mu = net.to_mu(frames) * plain.loss_mask[..., None]  # same weights in both models
+    assert mu.abs().amax() > 1e-2
+    torch.testing.assert_close((plain.target - shifted.target) * plain.loss_mask[..., None], mu, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="unknown source"):
+        flow_tiny(N_SPEECH).__class__(**{**dataclasses.asdict(flow_tiny(N_SPEECH)), "source": "zeros"})
+
+
+def test_temperature_scales_the_starting_noise():
+    net = model(source="mu")
+    tokens, token_lengths, _, _, spk = batch()
+    cold = [net.sample(tokens, token_lengths, spk, n_steps=2, temperature=0.0, seed=s)[0] for s in (1, 2)]
+    warm = [net.sample(tokens, token_lengths, spk, n_steps=2, temperature=1.0, seed=s)[0] for s in (1, 2)]
+    torch.testing.assert_close(cold[0], cold[1])  # no noise: the seed does not matter
+    assert (warm[0] - warm[1]).abs().amax() > 1e-3
