@@ -78,3 +78,10 @@ def build_optimizer(model: nn.Module, optim: dict, max_steps: int) -> dict:
                            float(optim.get("min_lr_ratio", 0.0)))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
+
+
+def task_optimizer(task) -> dict:
+    """`configure_optimizers` of a Lightning task with `.model` and `hparams.optim`: AdamW and the
+    schedule, whose cosine/linear horizon defaults to the trainer's max_steps."""
+    max_steps = task.trainer.max_steps if task._trainer is not None else -1
+    return build_optimizer(task.model, task.hparams.optim or {}, max(max_steps, 1))

@@ -28,7 +28,7 @@ from ttsframe.models.cosyvoice.flow_loss import flow_loss
 from ttsframe.models.cosyvoice.presets import check_shards_and_overrides, family_preset
 from ttsframe.models.cosyvoice.task_lm import needs_speech
 from ttsframe.training.mel_stats import mel_statistics, shard_data
-from ttsframe.training.optim import build_optimizer
+from ttsframe.training.optim import task_optimizer
 from ttsframe.training.resume import step_generator
 
 FAMILY = "cosyvoice"
@@ -103,8 +103,7 @@ class CosyVoiceFlowTask(L.LightningModule):
             self.log("val/prior", losses["prior"], on_epoch=True, batch_size=frames, sync_dist=True)
 
     def configure_optimizers(self) -> dict:
-        max_steps = self.trainer.max_steps if self._trainer is not None else -1
-        return build_optimizer(self.model, self.hparams.optim or {}, max(max_steps, 1))
+        return task_optimizer(self)
 
 
 @rank_zero_only

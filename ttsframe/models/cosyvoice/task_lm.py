@@ -20,7 +20,7 @@ import torch
 from ttsframe.data.collate import Batch
 from ttsframe.models.cosyvoice.lm import LMConfig, SpeechLM, lm_loss
 from ttsframe.models.cosyvoice.presets import check_shards_and_overrides, family_preset
-from ttsframe.training.optim import build_optimizer
+from ttsframe.training.optim import task_optimizer
 from ttsframe.training.resume import step_generator
 
 FAMILY = "cosyvoice"
@@ -88,5 +88,4 @@ class CosyVoiceLMTask(L.LightningModule):
             self.log("val/text_reliance", other["loss"] - own["loss"], **options)
 
     def configure_optimizers(self) -> dict:
-        max_steps = self.trainer.max_steps if self._trainer is not None else -1
-        return build_optimizer(self.model, self.hparams.optim or {}, max(max_steps, 1))
+        return task_optimizer(self)

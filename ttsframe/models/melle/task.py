@@ -34,7 +34,7 @@ from ttsframe.models.melle.model import Melle, MelleConfig
 from ttsframe.models.melle.presets import get_preset
 from ttsframe.models.melle.samples import melle_samples
 from ttsframe.training.mel_stats import mel_statistics, shard_data
-from ttsframe.training.optim import build_optimizer
+from ttsframe.training.optim import task_optimizer
 from ttsframe.training.resume import step_generator
 
 FAMILY = "melle"
@@ -150,8 +150,7 @@ class MelleTask(L.LightningModule):
 
     def configure_optimizers(self) -> dict:
         """AdamW + schedule; the cosine/linear horizon defaults to the trainer's max_steps."""
-        max_steps = self.trainer.max_steps if self._trainer is not None else -1
-        return build_optimizer(self.model, self.hparams.optim or {}, max(max_steps, 1))
+        return task_optimizer(self)
 
 
 @rank_zero_only
