@@ -94,9 +94,9 @@ def train(flow: CosyVoiceFlow, items: list[dict], steps: int, max_frames: int, o
 def regression_mels(flow: CosyVoiceFlow, x: dict) -> list[torch.Tensor]:
     """mu of each row, denormalised: (T_i, M) raw log-mel at the recording's frame count."""
     full = MaskChoice("full", None)
-    h = flow.encode(x["speech"], x["speech_lengths"], full)
+    h = flow.encode(x["speech"], x["speech_lengths"], full, x["spk"])
     frames, _ = regulate_length(h, x["speech_lengths"], x["mel_lengths"], x["mel"].shape[1])
-    mu = flow.denormalize(flow.to_mu(frames))
+    mu = flow.denormalize(flow.regress(frames, x["mel_lengths"], x["spk"]))
     return [mu[i, :n] for i, n in enumerate(x["mel_lengths"].tolist())]
 
 
@@ -122,7 +122,7 @@ def main() -> None:
     p.add_argument("--cfg", type=float, default=0.7)
     p.add_argument("--temperature", default="1.0", help="comma-separated noise temperatures to score")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--split", default="test", help="the split whose first --items utterances are scored")
+    p.add_argument("--split", default="test", help="comma-separated splits whose first --items utterances are scored")
     p.add_argument("--save", type=Path, help="write the trained flow's state_dict here")
     p.add_argument("--load", type=Path, help="score this state_dict (or a train_flow checkpoint) instead of training")
     args = p.parse_args()
@@ -133,7 +133,8 @@ def main() -> None:
     config = FlowConfig(**flow_model_config(args.preset, 0, index=index))
     for pair in args.set:
         key, value = pair.split("=", 1)
-        config = dataclasses.replace(config, **{key: type(getattr(config, key))(value)})
+        kind = type(getattr(config, key))
+        config = dataclasses.replace(config, **{key: value.lower() in ("1", "true") if kind is bool else kind(value)})
     flow = CosyVoiceFlow(config)
     print(f"flow: {sum(p.numel() for p in flow.parameters()) / 1e6:.2f} M parameters, {config}")
     if args.load:
@@ -153,15 +154,20 @@ def main() -> None:
             torch.save(flow.state_dict(), args.save)
 
     flow.eval()
-    test = load_split(shards, args.split, args.items)
-    texts = {u.id: u.text for u in read_manifest(args.exp / "data" / f"{args.split}.jsonl")}
+    mel_config = MelConfig.from_any(index["codec"]["mel"])
+    features = MelCodec(MelCodecConfig(mel=mel_config, device="cpu"), vocoder=default_vocoder(mel_config))
+    asr = build_asr("faster_whisper")
+    for split in args.split.split(","):
+        score_split(args, flow, shards, split, mel_config, features, asr)
+
+
+def score_split(args, flow: CosyVoiceFlow, shards: Path, split: str, mel_config, features, asr) -> None:
+    """Prints WER and mel L1 of each system over the first --items utterances of ``split``."""
+    test = load_split(shards, split, args.items)
+    texts = {u.id: u.text for u in read_manifest(args.exp / "data" / f"{split}.jsonl")}
     references = [texts[r["id"]] for r in test]
     x = to_tensors(test)
     truth = [torch.as_tensor(r["mel"]).float() for r in test]
-    mel_config = MelConfig.from_any(index["codec"]["mel"])
-    vocoder = default_vocoder(mel_config)
-    features = MelCodec(MelCodecConfig(mel=mel_config, device="cpu"), vocoder=vocoder)
-    asr = build_asr("faster_whisper")
     systems = {"vocoded": truth, "mu": regression_mels(flow, x)}
     for nfe, temperature in itertools.product([int(n) for n in args.nfe.split(",")],
                                               [float(t) for t in args.temperature.split(",")]):
@@ -171,7 +177,7 @@ def main() -> None:
     for name, mels in systems.items():
         wavs = vocode_mels(features, mel_config, mels)
         rates = error_rates(references, asr.transcribe(wavs, mel_config.sample_rate))
-        print(f"{name:>14}: WER {rates.wer:.3f}  mel L1 {mel_l1(mels, truth):.3f}", flush=True)
+        print(f"{split} {name:>14}: WER {rates.wer:.3f}  mel L1 {mel_l1(mels, truth):.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ and prints, per log step, minutes, CTC loss, dev phone error rate (quantised and
     python benchmarks/s3_tokenizer_probe.py --manifests /tmp/tok_exp/data \\
         --try "" --try "quantizer_warmup_steps=0" --try "fsq_levels=3,3,3,3,3,3,3,3"
 
-Each --try is a space-separated list of overrides of the tiny preset (S3AsrConfig fields) and of
+`--eval-split test` scores the held-out voices instead of dev (the table's "dev" columns then
+hold test figures). Each --try is a space-separated list of overrides of the tiny preset (S3AsrConfig fields) and of
 TrainOptions fields, run one after another in this process; a table of the tries ends the output.
 Features (Whisper log-mel at 16 kHz) and phone targets are computed once and cached next to the
 manifests. Phones: the phonemizer frontend's symbols without word boundaries, punctuation and
@@ -90,7 +91,10 @@ def parse_try(spec: str) -> tuple[dict, dict]:
                 getattr(get_preset("s3_asr_tiny", 2), key))(value)
         elif key in train_fields:
             default = getattr(TrainOptions(), key)
-            train[key] = None if value == "none" else (float(value) if default is None else type(default)(value))
+            if isinstance(default, bool):
+                train[key] = value.lower() in ("1", "true", "yes")
+            else:
+                train[key] = None if value == "none" else (float(value) if default is None else type(default)(value))
         else:
             raise SystemExit(f"unknown override {key!r}; valid: {', '.join([*model_fields, *train_fields])}")
     return model, train
@@ -119,18 +123,20 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=TrainOptions.steps, help="per try: the lr schedule's horizon")
     parser.add_argument("--log-every", type=int, default=50)
     parser.add_argument("--dev-size", type=int, default=120, help="dev utterances evaluated at each log step")
+    parser.add_argument("--eval-split", default="dev",
+                        help="the split scored at each log step: dev (seen voices) or test (held-out voices)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"ttsframe from {ttsframe.__file__}; torch threads {torch.get_num_threads()}")
 
     start = time.perf_counter()
     train_mels, train_symbols = features_and_symbols(args.manifests, "train")
-    dev_mels, dev_symbols = features_and_symbols(args.manifests, "dev")
+    dev_mels, dev_symbols = features_and_symbols(args.manifests, args.eval_split)
     table = PhoneTable.from_sequences(train_symbols)
     train, dev = examples(table, train_mels, train_symbols), examples(table, dev_mels, dev_symbols)
     dev = dev[:: max(1, len(dev) // args.dev_size)][: args.dev_size]
     seconds = sum(len(e.mel) for e in train) / 100
-    print(f"data: {len(train)} train ({seconds / 60:.1f} min of audio), {len(dev)} dev utterances, "
+    print(f"data: {len(train)} train ({seconds / 60:.1f} min of audio), {len(dev)} {args.eval_split} utterances, "
           f"{len(table.phones)} phones; features in {time.perf_counter() - start:.0f} s")
 
     base = {"steps": args.steps, "log_every": args.log_every, "max_minutes": args.minutes, "eval_unquantized": True}

@@ -29,7 +29,8 @@ def cmd_config(args: argparse.Namespace) -> None:
 # Sampling flags of `synthesize` -> the field of a family's options dataclass they set.
 SAMPLING_FLAGS = {"temperature": "--temperature", "top_k": "--top-k", "top_p": "--top-p",
                   "stop_threshold": "--stop-threshold", "max_frames_per_token": "--max-frames-per-token",
-                  "min_frames": "--min-frames", "flow_steps": "--flow-steps", "cfg_scale": "--cfg-scale", "seed": "--seed"}
+                  "min_frames": "--min-frames", "flow_steps": "--flow-steps", "cfg_scale": "--cfg-scale",
+                  "flow_temperature": "--flow-temperature", "seed": "--seed"}
 
 
 def cmd_synthesize(args: argparse.Namespace) -> None:
@@ -111,6 +112,7 @@ def add_synthesize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-frames", type=int, help="no stop before this many frames (default 1)")
     p.add_argument("--flow-steps", type=int, help="CosyVoice: Euler steps of the flow (default 10)")
     p.add_argument("--cfg-scale", type=float, help="CosyVoice: classifier-free guidance of the flow (default 0.7)")
+    p.add_argument("--flow-temperature", type=float, help="CosyVoice: scale of the flow's starting noise (default 1)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
     p.add_argument("--stream", action="store_true",

@@ -82,7 +82,7 @@ def _same(x: Any, y: Any) -> bool:
     return x == y
 
 
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+def hz_to_mel(hz: np.ndarray) -> np.ndarray:
     """Slaney's scale: linear below 1 kHz (200/3 Hz per mel), logarithmic above."""
     hz = np.asarray(hz, dtype=np.float64)
     mel = hz / (200.0 / 3)
@@ -90,7 +90,7 @@ def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
     return np.where(hz >= 1000.0, log_part, mel)
 
 
-def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+def mel_to_hz(mel: np.ndarray) -> np.ndarray:
     mel = np.asarray(mel, dtype=np.float64)
     hz = mel * (200.0 / 3)
     log_part = 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0))
@@ -105,7 +105,7 @@ def mel_filterbank(cfg: MelConfig) -> np.ndarray:
     """
     fmax = cfg.sample_rate / 2 if cfg.fmax is None else cfg.fmax
     fft_hz = np.linspace(0, cfg.sample_rate / 2, cfg.n_fft // 2 + 1)
-    edges = _mel_to_hz(np.linspace(_hz_to_mel(cfg.fmin), _hz_to_mel(fmax), cfg.n_mels + 2))  # (M + 2,)
+    edges = mel_to_hz(np.linspace(hz_to_mel(cfg.fmin), hz_to_mel(fmax), cfg.n_mels + 2))  # (M + 2,)
     widths = np.diff(edges)  # (M + 1,)
     ramps = edges[:, None] - fft_hz[None, :]  # (M + 2, F)
     rising = -ramps[:-2] / widths[:-1, None]

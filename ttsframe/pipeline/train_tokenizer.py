@@ -82,7 +82,7 @@ def train_s3_asr_stage(cfg: DictConfig, ctx) -> dict:
     options = TrainOptions(steps=t.steps, lr=t.lr, lr_warmup_steps=t.lr_warmup_steps,
                            quantizer_warmup_steps=t.quantizer_warmup_steps, batch_frames=t.batch_frames,
                            log_every=t.log_every, max_minutes=t.max_minutes, spec_augment=t.spec_augment,
-                           seed=t.seed)
+                           vtlp=t.vtlp, seed=t.seed)
     history = train_s3_asr(model, train, dev, options, log=lambda row: print(f"train_tokenizer: {json.dumps(row)}"))
     save_tokenizer(ctx.out_dir, model, table.phones, features, history)
     last = history[-1] if history else {}

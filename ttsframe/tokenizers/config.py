@@ -23,6 +23,7 @@ class S3AsrTokenizerConfig:
     log_every: int = 100
     max_minutes: float | None = None  # stop at the first log step past this wall time
     spec_augment: bool = True  # SpecAugment frequency and time masks on the training batches
+    vtlp: float = 0.0  # vocal tract length perturbation: frequency warps up to this factor (0.1: +-10%)
     seed: int = 0
 
 

@@ -7,6 +7,7 @@ import torch
 from ttsframe.tokenizers.base import SpeechTokenizer
 from ttsframe.tokenizers.s3_asr import S3AsrModel, S3AsrTokenizer, get_preset
 from ttsframe.tokenizers.s3_asr.features import LogMel, log_mel
+from ttsframe.tokenizers.s3_asr.model import mean_normalize
 
 N_SYMBOLS = 12
 
@@ -97,3 +98,18 @@ def test_padding_does_not_change_a_rows_logits():
     n = model.output_length(57)
     torch.testing.assert_close(out["logits"][1, :n], alone["logits"][0], atol=1e-5, rtol=1e-5)
     assert torch.equal(out["indices"][1, n:], torch.zeros_like(out["indices"][1, n:]))
+
+
+def test_mean_normalisation_ignores_a_per_band_offset_and_the_padding():
+    model = tiny_model(4)
+    assert model.config.cmn
+    g = torch.Generator().manual_seed(0)
+    mel = torch.randn(2, 60, 80, generator=g)
+    lengths = torch.tensor([60, 41])
+    mel[1, 41:] = 0.0
+    offset = torch.linspace(-1.0, 1.0, 80)  # a tilt: the same in every frame
+    shifted = mel + offset * (torch.arange(60)[None, :, None] < lengths[:, None, None])
+    assert torch.equal(model.tokenize(mel, lengths), model.tokenize(shifted, lengths))
+    assert torch.equal(model.tokenize(mel[1:, :41])[0], model.tokenize(mel, lengths)[1, :model.output_length(41)])
+    normalized = mean_normalize(mel, lengths)
+    assert (normalized[1, 41:] == 0).all() and normalized[0].mean(0).abs().max() < 1e-5

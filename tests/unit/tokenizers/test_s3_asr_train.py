@@ -6,7 +6,7 @@ import torch
 
 from ttsframe.tokenizers.s3_asr import S3AsrModel, get_preset
 from ttsframe.tokenizers.s3_asr.train import (Example, TrainOptions, batches, codebook_use, evaluate, spec_augment,
-                                             train_s3_asr)
+                                              train_s3_asr, vtlp)
 
 N_PHONES = 8
 
@@ -73,3 +73,19 @@ def test_spec_augment_masks_bands_and_spans_inside_each_row_only():
     assert torch.equal(out[~masked], mel[~masked])  # the rest is untouched
     assert (masked[0].all(0).sum() + masked[0].all(1).sum()) > 0  # whole bands or whole frames
     assert masked[1, :30].sum() < masked[1, :30].numel() and (out[1, 30:] == 0).all()
+
+
+def test_vtlp_moves_a_formant_up_or_down_with_the_warp_and_keeps_flat_rows():
+    n_mels = 80
+    mel = torch.full((3, 5, n_mels), -1.0)
+    mel[:, :, 40] = 1.0  # one peak at band 40
+    mel[2] = 0.5  # a flat row stays flat
+    rng = np.random.default_rng(0)
+    warps = np.random.default_rng(0).uniform(0.8, 1.2, 3)
+    out = vtlp(mel, rng, max_warp=0.2)
+    for b in range(2):
+        peak = int(out[b, 0].argmax())
+        assert (peak > 40) == (warps[b] > 1) and abs(peak - 40) >= 1, (warps[b], peak)
+        assert torch.equal(out[b, 0], out[b, 4])  # the same warp in every frame of a row
+    torch.testing.assert_close(out[2], mel[2])
+    torch.testing.assert_close(vtlp(mel, np.random.default_rng(1), max_warp=0.0), mel)

@@ -19,7 +19,11 @@ prefix sees the same alignment).
 Source and prior (options, off in CosyVoice's configuration): ``prior_weight`` adds Matcha-TTS's
 prior loss, MSE(mu, x1), which makes mu a regression estimate of the mel; ``source="mu"`` starts
 the flow from N(mu, I) instead of N(0, I) (Grad-TTS's terminal distribution), so the estimator
-only carries the regression estimate to the data. The CPU preset uses both; on the built-in
+only carries the regression estimate to the data. ``speaker_mu`` conditions the encoder (and the
+decoder) on the speaker embedding through adaptive layer norm: speaker-invariant tokens then give
+a mu in the speaker's voice rather than the average of the training voices. ``decoder_layers``
+adds blocks at the mel rate between the length regulator and mu (CosyVoice 2's encoder also has
+blocks after its upsampling); they take the frame-level form of the same mask. The CPU preset uses both; on the built-in
 corpus after 1,500 CPU steps mu alone is still more intelligible than the sampled flow (README).
 
 Normalisation: the model works on (mel - mean) / std per band (buffers, set with
@@ -56,6 +60,7 @@ class FlowConfig:
     d_model: int = 512
     n_heads: int = 8
     encoder_layers: int = 6
+    decoder_layers: int = 0  # transformer blocks at the mel rate after the length regulator, before mu
     estimator_layers: int = 12
     ffn_dim: int = 2048
     spk_dim: int = 256  # speaker embedding (e.g. Resemblyzer), L2-normalised
@@ -68,6 +73,7 @@ class FlowConfig:
     sigma_min: float = 1e-6
     prior_weight: float = 0.0  # weight of the prior loss, MSE(mu, x1) (flow_loss); 0: CosyVoice's loss
     source: str = "noise"  # x0 ~ N(0, I) ("noise": CosyVoice) or N(mu, I) ("mu": Grad-TTS's prior)
+    speaker_mu: bool = False  # the encoder and decoder read the speaker (adaptive layer norm): mu is per voice
     t_schedule: str = "cosine"  # training draw of t: "uniform", or "cosine" (t = 1 - cos(pi u / 2))
     chunk_tokens: int = 15  # C: tokens per chunk of the chunk masks
     mask_probs: tuple[float, float, float, float] = (0.25, 0.25, 0.25, 0.25)  # full, causal, chunk C, 2C
@@ -77,6 +83,8 @@ class FlowConfig:
             raise ValueError(f"unknown t_schedule {self.t_schedule!r}; valid: {', '.join(_T_SCHEDULES)}")
         if self.source not in _SOURCES:
             raise ValueError(f"unknown source {self.source!r}; valid: {', '.join(_SOURCES)}")
+        if self.decoder_layers < 0:
+            raise ValueError(f"decoder_layers must be >= 0, got {self.decoder_layers}")
         if self.chunk_tokens < 1:
             raise ValueError(f"chunk_tokens must be >= 1, got {self.chunk_tokens}")
         check_mask_probs(self.mask_probs)
@@ -157,7 +165,11 @@ class CosyVoiceFlow(nn.Module):
         super().__init__()
         self.config = config
         self.token_embedding = nn.Embedding(config.n_speech, config.d_model)
-        self.encoder = Transformer(config.transformer_config(config.encoder_layers, None))
+        mu_cond = config.d_model if config.speaker_mu else None
+        self.spk_to_mu_cond = nn.Linear(config.spk_dim, config.d_model, bias=False) if config.speaker_mu else None
+        self.encoder = Transformer(config.transformer_config(config.encoder_layers, mu_cond))
+        self.decoder = (Transformer(config.transformer_config(config.decoder_layers, mu_cond))
+                        if config.decoder_layers else None)
         self.to_mu = nn.Linear(config.d_model, config.n_mels)
         self.estimator = FlowEstimator(config.n_mels, config.spk_dim,
                                        config.transformer_config(config.estimator_layers, config.d_model),
@@ -173,17 +185,39 @@ class CosyVoiceFlow(nn.Module):
         self.mel_mean.copy_(mean)
         self.mel_std.copy_(std)
 
-    def encode(self, tokens: torch.Tensor, token_lengths: torch.Tensor, mask: MaskChoice) -> torch.Tensor:
-        """(B, S) speech tokens -> (B, S, D) encodings under ``mask`` at the token rate."""
+    def _mu_cond(self, spk: torch.Tensor) -> torch.Tensor | None:
+        """(B, D) adaptive-norm condition of the encoder and decoder, or None without ``speaker_mu``."""
+        if self.spk_to_mu_cond is None:
+            return None
+        return self.spk_to_mu_cond(F.normalize(spk.float(), dim=-1))
+
+    def encode(self, tokens: torch.Tensor, token_lengths: torch.Tensor, mask: MaskChoice,
+               spk: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, S) speech tokens -> (B, S, D) encodings under ``mask`` at the token rate; ``spk``
+        (B, spk_dim) is read only with ``speaker_mu``."""
         batch, length = tokens.shape
         positions = torch.arange(length, device=tokens.device).expand(batch, length)
+        if self.config.speaker_mu and spk is None:
+            raise ValueError("this flow has speaker_mu: pass spk to encode")
+        cond = self._mu_cond(spk) if self.config.speaker_mu else None
         return self.encoder(self.token_embedding(tokens), positions, lengths_to_mask(token_lengths, length),
-                            attn_mask=token_mask(mask, length, tokens.device))
+                            cond=cond, attn_mask=token_mask(mask, length, tokens.device))
+
+    def regress(self, frames: torch.Tensor, frame_lengths: torch.Tensor, spk: torch.Tensor,
+                attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """mu (B, T, M), normalised, from the regulated encodings (B, T, D) under the frame mask
+        ``attn_mask`` (`flow_masks.frame_mask`; None: full); zeros past the lengths."""
+        padding = lengths_to_mask(frame_lengths.to(frames.device), frames.shape[1])  # (B, T)
+        if self.decoder is not None:
+            positions = torch.arange(frames.shape[1], device=frames.device).expand(frames.shape[0], -1)
+            frames = self.decoder(frames, positions, padding, cond=self._mu_cond(spk), attn_mask=attn_mask)
+        return self.to_mu(frames).masked_fill(~padding[..., None], 0.0)
 
     def _context(self, frames, sources, frame_lengths, prompt, spk, mask: MaskChoice) -> FlowContext:
         padding = lengths_to_mask(frame_lengths.to(frames.device), frames.shape[1])  # (B, T)
-        mu = self.to_mu(frames).masked_fill(~padding[..., None], 0.0)  # (B, T, M)
-        return FlowContext(mu, prompt, F.normalize(spk.to(mu.dtype), dim=-1), padding, frame_mask(mask, sources))
+        attn_mask = frame_mask(mask, sources)
+        mu = self.regress(frames, frame_lengths, spk, attn_mask)  # (B, T, M)
+        return FlowContext(mu, prompt, F.normalize(spk.to(mu.dtype), dim=-1), padding, attn_mask)
 
     # -- training ------------------------------------------------------------------------------
     def forward(
@@ -213,7 +247,7 @@ class CosyVoiceFlow(nn.Module):
         x1 = self.normalize(mel.float()).masked_fill(~padding[..., None], 0.0)  # (B, T, M)
         prompt_lengths = draws.prompt_lengths.to(mel.device) * draws.keep.to(mel.device)  # dropped: no prompt
         in_prompt = lengths_to_mask(prompt_lengths, n_frames)  # (B, T)
-        encodings = self.encode(tokens, token_lengths, draws.mask)  # (B, T_tok, D)
+        encodings = self.encode(tokens, token_lengths, draws.mask, spk)  # (B, T_tok, D)
         frames, sources = regulate_length(encodings, token_lengths, mel_lengths, n_frames)
         ctx = self._context(frames, sources, mel_lengths, x1 * in_prompt[..., None], spk, draws.mask)
 
@@ -296,7 +330,7 @@ class CosyVoiceFlow(nn.Module):
         width = int(mel_lengths.max()) if batch else 0
 
         packed = pack_segments([prompt_tokens, tokens], [p_tokens, token_lengths])
-        encodings = self.encode(packed.values, p_tokens + token_lengths, mask)  # (B, S, D)
+        encodings = self.encode(packed.values, p_tokens + token_lengths, mask, spk)  # (B, S, D)
         prompt_h, prompt_src = regulate_length(encodings[:, : prompt_tokens.shape[1]], p_tokens, p_frames,
                                                prompt_mel.shape[1])
         target_h, target_src = regulate_length(take_segment(encodings, packed.starts[:, 1], tokens.shape[1]),

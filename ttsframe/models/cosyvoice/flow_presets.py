@@ -17,10 +17,13 @@ def flow_tiny(n_speech: int, n_mels: int = 80, token_rate: float = 25.0) -> Flow
 
 
 def flow_cpu(n_speech: int, n_mels: int = 80, token_rate: float = 25.0) -> FlowConfig:
-    """The recipe's 2-core CPU flow: flow_tiny's sizes (~0.5 s a step of 6,000 frames), with the
-    prior loss (weight 1) and the flow starting from N(mu, I), so that mu becomes a regression
-    estimate of the mel that the estimator refines (CosyVoice's N(0, I) start needs far more steps)."""
-    return dataclasses.replace(flow_tiny(n_speech, n_mels, token_rate), prior_weight=1.0, source="mu")
+    """The recipe's 2-core CPU flow: flow_tiny's sizes plus 2 blocks at the mel rate before mu
+    (~1.2 M parameters, ~0.35 s a step of 6,000 frames), the prior loss (weight 1), the flow
+    starting from N(mu, I) and a speaker-conditioned mu, so that mu becomes a regression estimate
+    of the mel in the prompt's voice that the estimator refines (CosyVoice's N(0, I) start needs
+    far more steps). Measured in the README (benchmarks/cosyvoice_flow_probe.py)."""
+    return dataclasses.replace(flow_tiny(n_speech, n_mels, token_rate), prior_weight=1.0, source="mu",
+                               speaker_mu=True, decoder_layers=2)
 
 
 def flow_base(n_speech: int, n_mels: int = 80, token_rate: float = 25.0) -> FlowConfig:

@@ -19,9 +19,11 @@ class CosyVoiceSamplingOptions:
         min_token_text_ratio, max_token_text_ratio: speech tokens per target text symbol before
             which eos is suppressed / after which a row stops. Phonemes, not CosyVoice's BPE
             pieces: ~1.5-2 tokens per symbol at 25 Hz in the built-in corpus.
-        flow_steps: Euler steps of the flow ODE (NFE is twice this with guidance).
+        flow_steps: Euler steps of the flow ODE (NFE is twice this with guidance); 0 with a flow
+            whose source is N(mu, I) (`FlowConfig.source`) returns mu + flow_temperature * noise.
         cfg_scale: classifier-free guidance weight w of the flow; 0: conditional only.
         flow_schedule: "cosine" or "linear" time grid.
+        flow_temperature: scale of the flow's starting noise (1: the trained distribution).
         seed: seeds the LM's token draws and the flow's noise.
     """
 
@@ -35,11 +37,14 @@ class CosyVoiceSamplingOptions:
     flow_steps: int = 10
     cfg_scale: float = 0.7
     flow_schedule: str = "cosine"
+    flow_temperature: float = 1.0
     seed: int = 0
 
     def __post_init__(self):
-        if self.flow_steps < 1:
-            raise ValueError(f"flow_steps must be >= 1, got {self.flow_steps}")
+        if self.flow_steps < 0:
+            raise ValueError(f"flow_steps must be >= 0, got {self.flow_steps}")
+        if self.flow_temperature < 0:
+            raise ValueError(f"flow_temperature must be >= 0, got {self.flow_temperature}")
         if self.cfg_scale < 0:
             raise ValueError(f"cfg_scale must be >= 0, got {self.cfg_scale}")
         if self.flow_schedule not in FLOW_SCHEDULES:

@@ -168,7 +168,7 @@ class CosyVoiceSynthesizer:
             ids.to(self.device), lengths, self.flow_speaker(prompt["spk"], len(tokens)), p_ids.to(self.device),
             p_mel.to(self.device), prompt_token_lengths=p_lengths, prompt_mel_lengths=p_frames,
             n_steps=options.flow_steps, cfg_scale=options.cfg_scale, schedule=options.flow_schedule,
-            mask_mode=mask_mode, seed=options.seed)
+            mask_mode=mask_mode, temperature=options.flow_temperature, seed=options.seed)
         return [mel[i, :n].cpu() for i, n in enumerate(mel_lengths.tolist())]
 
     def flow_speaker(self, spk: torch.Tensor | None, batch: int) -> torch.Tensor:

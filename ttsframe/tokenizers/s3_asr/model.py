@@ -39,6 +39,7 @@ class S3AsrConfig:
     subsample: int = 4  # 2 -> 50 Hz tokens, 4 -> 25 Hz
     fsq_levels: tuple[int, ...] = (3,) * 8  # 6561 codes
     dropout: float = 0.1
+    cmn: bool = False  # subtract each utterance's mean log-mel per band first (cepstral mean normalisation)
 
     def __post_init__(self):
         if self.subsample not in SUBSAMPLING:
@@ -102,6 +103,14 @@ class ConvSubsampling(nn.Module):
         return self.norm(x.transpose(1, 2)), lengths
 
 
+def mean_normalize(mel: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Each row's mean over its valid frames subtracted per band (B, T, n_mels); padding stays 0.
+    A voice's spectral tilt and a synthesiser's channel are mostly such per-band offsets."""
+    valid = lengths_mask(lengths, mel.shape[1])[..., None].to(mel.dtype)  # (B, T, 1)
+    mean = (mel * valid).sum(1, keepdim=True) / valid.sum(1, keepdim=True).clamp(min=1)  # (B, 1, n_mels)
+    return (mel - mean) * valid
+
+
 class S3AsrModel(nn.Module):
     """Conv subsampling -> transformer -> FSQ -> transformer -> CTC head (see the module doc)."""
 
@@ -122,6 +131,8 @@ class S3AsrModel(nn.Module):
         """mel (B, T, n_mels) -> (hidden (B, T', D) before the bottleneck, lengths (B,), mask (B, T'))."""
         if lengths is None:
             lengths = torch.full((mel.shape[0],), mel.shape[1], dtype=torch.long, device=mel.device)
+        if self.config.cmn:
+            mel = mean_normalize(mel, lengths.to(mel.device))
         x, lengths = self.subsampling(mel, lengths.to(mel.device))  # (B, T', D)
         mask = lengths_mask(lengths, x.shape[1])  # (B, T')
         return self.encoder(x, positions_of(x), mask), lengths, mask

@@ -12,7 +12,9 @@ def s3_asr_tiny(n_symbols: int, subsample: int = 4) -> S3AsrConfig:
     """~2.4M parameters, 625 codes at 25 Hz. On one CPU core with the default TrainOptions (550
     steps, ~4 min) the built-in corpus gives a quantised dev phone error rate of 0.10 with 83% of
     the codes used (perplexity ~200); fsq_levels=(3,) * 8 gives 0.058 (6561 codes, perplexity
-    ~380) at the cost of a 10x larger token vocabulary downstream (benchmarks/s3_tokenizer_probe.py)."""
+    ~380) at the cost of a 10x larger token vocabulary downstream (benchmarks/s3_tokenizer_probe.py).
+    Each utterance's mean log-mel is subtracted first (``cmn``): on the 36-voice built-in corpus
+    with SpecAugment the held-out voices' phone error rate goes from 0.460 to 0.413 (README)."""
     return S3AsrConfig(
         n_symbols=n_symbols,
         d_model=192,
@@ -23,6 +25,7 @@ def s3_asr_tiny(n_symbols: int, subsample: int = 4) -> S3AsrConfig:
         subsample=subsample,
         fsq_levels=(5, 5, 5, 5),  # 625 codes
         dropout=0.0,
+        cmn=True,
     )
 
 

@@ -24,6 +24,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
+from ttsframe.codecs.mel import hz_to_mel, mel_to_hz
 from ttsframe.data.batching import DynamicBucketer, frames_length
 from ttsframe.tokenizers.s3_asr.ctc import ctc_loss, greedy_decode, phone_error_rate
 from ttsframe.tokenizers.s3_asr.model import S3AsrModel
@@ -51,6 +52,7 @@ class TrainOptions:
     eval_unquantized: bool = False  # also log the dev error rate without rounding
     max_minutes: float | None = None  # stop at the first log step past this wall time
     spec_augment: bool = False  # SpecAugment masks on the training batches (`spec_augment`)
+    vtlp: float = 0.0  # largest frequency warp of `vtlp` (0.1: factors in [0.9, 1.1]); 0: off
     seed: int = 0
 
 
@@ -91,6 +93,26 @@ def spec_augment(mel: torch.Tensor, lengths: torch.Tensor, rng: np.random.Genera
             width = int(rng.integers(0, int(max_time_ratio * n) + 1))
             start = int(rng.integers(0, n - width + 1))
             out[b, start : start + width] = 0.0
+    return out
+
+
+def vtlp(mel: torch.Tensor, rng: np.random.Generator, max_warp: float = 0.1, fmax: float = 8000.0) -> torch.Tensor:
+    """Vocal tract length perturbation (Jaitly and Hinton, 2013) on log-mel rows: row b's spectrum is
+    stretched in frequency by a factor a_b ~ U(1 - max_warp, 1 + max_warp), S'(f) = S(f / a_b), so
+    formants and harmonics move as with a longer or shorter vocal tract. Band k (Slaney scale from 0
+    to ``fmax``, as `features`) reads the input at its centre frequency / a_b, interpolated between
+    the neighbouring bands and clamped at the ends. mel (B, T, n_mels) -> a warped copy."""
+    n_mels = mel.shape[2]
+    scale = np.linspace(hz_to_mel(0.0), hz_to_mel(fmax), n_mels + 2)[1:-1]  # band centres, mel
+    centres = mel_to_hz(scale)  # (n_mels,) Hz
+    out = torch.empty_like(mel)
+    for b in range(mel.shape[0]):
+        warp = rng.uniform(1 - max_warp, 1 + max_warp)
+        position = torch.from_numpy(np.interp(hz_to_mel(centres / warp), scale, np.arange(n_mels)))  # (n_mels,)
+        lo = position.floor().long().clamp(max=n_mels - 1)
+        hi = (lo + 1).clamp(max=n_mels - 1)
+        weight = (position - lo).to(mel.dtype)
+        out[b] = (1 - weight) * mel[b][:, lo] + weight * mel[b][:, hi]
     return out
 
 
@@ -140,6 +162,8 @@ def train_s3_asr(
     for step, indices in zip(range(1, options.steps + 1), stream):
         quantize = step > options.quantizer_warmup_steps
         mel, lengths, targets = collate(train, indices)
+        if options.vtlp > 0:
+            mel = vtlp(mel, rng, options.vtlp)
         if options.spec_augment:
             mel = spec_augment(mel, lengths, rng)
         out = model(mel, lengths, quantize=quantize)

@@ -11,10 +11,14 @@ from ttsframe.models.cosyvoice.flow import CosyVoiceFlow, FlowConfig, regulate_l
 from ttsframe.models.cosyvoice.flow_estimator import FlowContext
 from ttsframe.models.cosyvoice.flow_loss import FlowDraws, cfm_loss, draw_step, flow_loss
 from ttsframe.models.cosyvoice.flow_masks import MaskChoice, attention_mask, draw_mask_choice, frame_mask
+from ttsframe.modules.transformer import AdaptiveLayerNorm
 from ttsframe.models.cosyvoice.flow_presets import PRESETS, flow_base, flow_tiny, get_preset
 
 N_SPEECH, M, SPK = 32, 80, 256
 RATE = flow_tiny(N_SPEECH).frames_per_token  # 86.13 / 25 mel frames per token
+# CosyVoice's N(0, I) source; Grad-TTS's N(mu, I); and the latter with a speaker-conditioned mu and
+# blocks at the mel rate (flow_cpu)
+VARIANTS = [{"source": "noise"}, {"source": "mu"}, {"source": "mu", "speaker_mu": True, "decoder_layers": 2}]
 
 
 def model(**changes) -> CosyVoiceFlow:
@@ -104,10 +108,10 @@ def target_chunks(n_prompt: int, n_tokens: int, chunk: int) -> torch.Tensor:
     return (sources[0] + n_prompt) // chunk
 
 
-@pytest.mark.parametrize("source", ["noise", "mu"])
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("mode", ["chunk", "causal"])
-def test_chunk_mask_makes_earlier_chunks_independent_of_later_tokens(mode, source):
-    net = model(source=source)  # chunk_tokens 4: prompt 3 + target 13 tokens = chunks 0..3
+def test_chunk_mask_makes_earlier_chunks_independent_of_later_tokens(mode, variant):
+    net = model(**variant)  # chunk_tokens 4: prompt 3 + target 13 tokens = chunks 0..3
     tokens, _, mel, _, spk = batch(token_lengths=(13,))
     changed = tokens.clone()
     changed[0, 9:] = (changed[0, 9:] + 1) % N_SPEECH  # the last chunk: tokens 12.. of prompt + target
@@ -122,9 +126,9 @@ def test_chunk_mask_makes_earlier_chunks_independent_of_later_tokens(mode, sourc
     assert outs["same"][~early].max() > 1e-3 and outs["full"][early].max() > 1e-3
 
 
-@pytest.mark.parametrize("source", ["noise", "mu"])
-def test_streaming_prefix_reproduces_the_completed_chunks(source):
-    net = model(source=source)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_streaming_prefix_reproduces_the_completed_chunks(variant):
+    net = model(**variant)
     tokens, _, mel, _, spk = batch(token_lengths=(13,))
     prompt_tokens, prompt_mel = torch.randint(0, N_SPEECH, (1, 3)), mel[:, :10]
     kwargs = dict(mask_mode="chunk", seed=5, cfg_scale=0.7)
@@ -136,10 +140,10 @@ def test_streaming_prefix_reproduces_the_completed_chunks(source):
     torch.testing.assert_close(part[0, :n], full[0, :n], atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("source", ["noise", "mu"])
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("mode", [MaskChoice("full"), MaskChoice("chunk", 4), MaskChoice("causal")])
-def test_padding_invariance_of_loss_terms_and_sampling(mode, source):
-    net = model(source=source)
+def test_padding_invariance_of_loss_terms_and_sampling(mode, variant):
+    net = model(**variant)
     tokens, token_lengths, mel, mel_lengths, spk = batch()
     draws = draws_for(mel_lengths, mel.shape[1], mode)
     together = net(tokens, token_lengths, mel, mel_lengths, spk, draws)
@@ -213,9 +217,10 @@ def test_presets_sizes_and_lookup():
             counts[name] = sum(p.numel() for p in CosyVoiceFlow(build(4096)).parameters())
     assert 0.5e6 <= counts["flow_tiny"] <= 2e6 and 50e6 <= counts["flow_base"] <= 150e6, counts
     assert get_preset("flow_base", 6561) == flow_base(6561)
-    assert counts["flow_cpu"] == counts["flow_tiny"]
-    assert (flow_base(10).prior_weight, flow_base(10).source) == (0.0, "noise")  # CosyVoice's objective
-    assert (get_preset("flow_cpu", 10).prior_weight, get_preset("flow_cpu", 10).source) == (1.0, "mu")
+    assert counts["flow_tiny"] < counts["flow_cpu"] <= 2.5e6
+    base, cpu = flow_base(10), get_preset("flow_cpu", 10)
+    assert (base.prior_weight, base.source, base.speaker_mu, base.decoder_layers) == (0.0, "noise", False, 0)  # CosyVoice's
+    assert (cpu.prior_weight, cpu.source, cpu.speaker_mu, cpu.decoder_layers) == (1.0, "mu", True, 2)
     with pytest.raises(ValueError, match="valid: flow_tiny, flow_cpu, flow_base"):
         get_preset("flow_huge", 10)
 
@@ -311,3 +316,20 @@ def test_temperature_scales_the_starting_noise():
     warm = [net.sample(tokens, token_lengths, spk, n_steps=2, temperature=1.0, seed=s)[0] for s in (1, 2)]
     torch.testing.assert_close(cold[0], cold[1])  # no noise: the seed does not matter
     assert (warm[0] - warm[1]).abs().amax() > 1e-3
+
+
+def test_speaker_mu_makes_mu_depend_on_the_speaker_and_decoder_layers_on_the_frames():
+    tokens, token_lengths, _, _, spk = batch()
+    other = spk.flip(0)
+    for changes, depends in (({}, False), ({"speaker_mu": True}, True), ({"speaker_mu": True, "decoder_layers": 2}, True)):
+        net = model(source="mu", **changes)
+        for layer in net.modules():  # adaptive norms start as plain ones: give them a speaker effect
+            if isinstance(layer, AdaptiveLayerNorm):
+                torch.nn.init.normal_(layer.to_scale_shift.weight, std=0.1)
+        mu = [net.sample(tokens, token_lengths, s, n_steps=0, temperature=0.0)[0] for s in (spk, other)]
+        assert ((mu[0] - mu[1]).abs().amax() > 1e-3) == depends, changes
+    with pytest.raises(ValueError, match="pass spk"):
+        model(speaker_mu=True).encode(tokens, token_lengths, MaskChoice("full"))
+    with pytest.raises(ValueError, match="decoder_layers"):
+        model(decoder_layers=-1)
+    assert sum(p.numel() for p in model(decoder_layers=2).decoder.parameters()) > 0 and model().decoder is None

@@ -101,3 +101,18 @@ def test_release_round_trip_gives_the_same_audio(synth, tmp_path):
     assert np.array_equal(first[0], second[0])
     card = (tmp_path / "README.md").read_text()
     assert "speech tokenizer: `s3_asr`, 9 tokens at 25.0 Hz" in card and "CosyVoice" in card
+
+
+def test_flow_temperature_zero_with_no_steps_is_deterministic_and_options_are_checked(synth):
+    prompt = synth.encode_prompts([ITEMS[0]])
+    tokens = [torch.tensor([1, 2, 3, 4, 5, 6])]
+    cold = dataclasses.replace(OPTIONS, flow_steps=0, flow_temperature=0.0)
+    a, b = (synth.decode_tokens(tokens, prompt, dataclasses.replace(cold, seed=s))[0] for s in (1, 2))
+    assert torch.equal(a, b) and a.shape[0] == round(6 * synth.flow.config.frames_per_token)
+    warm = dataclasses.replace(OPTIONS, flow_steps=0, flow_temperature=1.0)
+    c, d = (synth.decode_tokens(tokens, prompt, dataclasses.replace(warm, seed=s))[0] for s in (1, 2))
+    assert not torch.equal(c, d)
+    with pytest.raises(ValueError, match="flow_temperature"):
+        CosyVoiceSamplingOptions(flow_temperature=-1.0)
+    with pytest.raises(ValueError, match="flow_steps"):
+        CosyVoiceSamplingOptions(flow_steps=-1)
