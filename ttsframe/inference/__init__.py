@@ -17,7 +17,8 @@ release stages, `ttsframe.load_release` and the `synthesize` command use only th
                          checkpoint per entry, in this order, then (shard_dir, codec_cfg, text_cfg)
     USES_VOCODER         True: `from_checkpoints(..., vocoder=...)` takes a mel vocoder
     synthesize(items, options) -> list of (T_i,) float32 at `sample_rate`
-    resynthesize(wavs, sample_rate) -> the recordings through the codec / vocoder only
+    resynthesize(wavs, sample_rate, options) -> the recordings through the codec / vocoder only
+                         (with the synthesis's options where the family's decoder samples)
     write_release_files(out_dir), read_release(root, config, device), card_lines(),
     TITLE, SUMMARY, CARD_OPTIONS   (see `ttsframe.release`)
 """

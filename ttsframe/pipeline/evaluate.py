@@ -16,11 +16,13 @@ adds the seconds of every finished stage (from the runner's `.done` markers).
 Items are scored in chunks and `scores.jsonl` is rewritten after each, so a killed run resumes
 where it stopped; a change of the eval config, the models it loads or the synthesis settings
 scores everything again. Stage options: the family's model stages (as for `synthesize`, used
-for the resynthesis) and `split`.
+for the resynthesis) and `split`. The resynthesis decodes with the synthesize stage's sampling
+options (its `settings.json`), so the ceiling and the synthesis share the decoder's settings.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -67,7 +69,7 @@ def run(cfg: DictConfig, ctx) -> dict:
                     "synthesis": settings, "systems": systems})
     scores = earlier_scores(out_dir, stamp, ctx.force)
     prompt_seconds = float((settings.get("options") or {}).get("max_prompt_seconds") or options["max_prompt_seconds"])
-    synth = None
+    synth, sampling = None, synthesis_options(cls.OPTIONS, settings)
     if "resynthesis" in systems:
         synth, _ = load_synthesizer(cfg, ctx.exp_dir, options, ecfg.device, cls)
 
@@ -78,7 +80,7 @@ def run(cfg: DictConfig, ctx) -> dict:
         if all((row["id"], s) in scores for row in chunk for s in systems):
             progress.update(len(chunk))
             continue
-        audio = gather_audio(chunk, out_dir / "audio", prompt_seconds, synth)
+        audio = gather_audio(chunk, out_dir / "audio", prompt_seconds, synth, sampling)
         for system, rows in score_chunk(scorers, chunk, audio, systems).items():
             scores.update({(row["id"], system): {"id": row["id"], "system": system, **metrics}
                            for row, metrics in zip(chunk, rows)})
@@ -116,9 +118,18 @@ def earlier_scores(out_dir: Path, stamp: str, force: bool) -> dict[tuple[str, st
     return {(row["id"], row["system"]): row for row in rows}
 
 
-def gather_audio(chunk: list[dict], audio_dir: Path, prompt_seconds: float, synth) -> dict[str, list[np.ndarray]]:
+def synthesis_options(options_class: type, settings: dict):
+    """The family's sampling options (`options_class`) as the synthesize stage used them
+    (its `settings.json`); the dataclass's defaults for the fields it did not set."""
+    used = settings.get("options") or {}
+    return options_class(**{f.name: used[f.name] for f in dataclasses.fields(options_class) if f.name in used})
+
+
+def gather_audio(chunk: list[dict], audio_dir: Path, prompt_seconds: float, synth,
+                 sampling=None) -> dict[str, list[np.ndarray]]:
     """Loads (and copies into `audio_dir`) the prompt, ground truth, synthesis and, with a
-    synthesizer, the resynthesis of each item; returns {kind: [(T,) at EVAL_RATE]}."""
+    synthesizer, the resynthesis of each item (decoded with `sampling`, the family's options);
+    returns {kind: [(T,) at EVAL_RATE]}."""
     audio: dict[str, list[np.ndarray]] = {"prompt": [], "ground_truth": [], "synthesis": []}
     native_references = []
     for row in chunk:
@@ -135,7 +146,7 @@ def gather_audio(chunk: list[dict], audio_dir: Path, prompt_seconds: float, synt
     if synth is not None:
         audio["resynthesis"] = []
         for row, (reference, rate) in zip(chunk, native_references):
-            [wav] = synth.resynthesize([reference], rate)
+            [wav] = synth.resynthesize([reference], rate, sampling)
             save_audio(str(audio_dir / f"{row['id']}.resynthesis.wav"), wav, synth.sample_rate)
             audio["resynthesis"].append(resample(wav, synth.sample_rate, EVAL_RATE))
     return audio

@@ -96,3 +96,12 @@ def test_scores_right_and_wrong_content_and_resumes(exp_dir):
 def test_without_synthesis_says_what_to_run(tmp_path):
     with pytest.raises(UserError, match="run the synthesize stage first"):
         run_stage(tmp_path)
+
+
+def test_resynthesis_options_are_the_synthesize_stage_s():
+    from ttsframe.models.cosyvoice.sampling import CosyVoiceSamplingOptions
+
+    settings = {"options": {"lm_stage": "train_lm", "split": "test", "cfg_scale": 0.0, "flow_steps": 3, "seed": 7}}
+    used = evaluate.synthesis_options(CosyVoiceSamplingOptions, settings)
+    assert used == CosyVoiceSamplingOptions(cfg_scale=0.0, flow_steps=3, seed=7)
+    assert evaluate.synthesis_options(CosyVoiceSamplingOptions, {}) == CosyVoiceSamplingOptions()

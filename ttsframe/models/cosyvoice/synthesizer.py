@@ -178,9 +178,11 @@ class CosyVoiceSynthesizer:
 
     @torch.inference_mode()
     def resynthesize(self, wavs: list[np.ndarray], sample_rate: int,
-                     options: CosyVoiceSamplingOptions = CosyVoiceSamplingOptions()) -> list[np.ndarray]:
+                     options: CosyVoiceSamplingOptions | None = None) -> list[np.ndarray]:
         """Recordings -> their own speech tokens -> flow (their own speaker embedding, no prompt
-        mel) -> vocoder, at `self.sample_rate`: the ceiling of the tokenizer + flow + vocoder."""
+        mel; the flow fields of `options`, default ones if None) -> vocoder, at `self.sample_rate`:
+        the ceiling of the tokenizer + flow + vocoder."""
+        options = options or CosyVoiceSamplingOptions()
         audio = [resample(np.asarray(w, dtype=np.float32).reshape(-1), int(sample_rate), self.sample_rate)
                  for w in wavs]
         empty = [torch.zeros(0, dtype=torch.long) for _ in audio]

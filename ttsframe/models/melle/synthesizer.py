@@ -125,9 +125,10 @@ class MelleSynthesizer:
         return wavs
 
     @torch.inference_mode()
-    def resynthesize(self, wavs: list[np.ndarray], sample_rate: int) -> list[np.ndarray]:
+    def resynthesize(self, wavs: list[np.ndarray], sample_rate: int, options=None) -> list[np.ndarray]:
         """Recordings -> log-mel -> vocoder audio at `self.sample_rate`: the ceiling of this
-        synthesizer (what its vocoder makes of real mels), scored by the evaluation stage."""
+        synthesizer (what its vocoder makes of real mels), scored by the evaluation stage.
+        `options` is unused: nothing here samples."""
         audio = [resample(np.asarray(w, dtype=np.float32).reshape(-1), int(sample_rate), self.sample_rate)
                  for w in wavs]
         mels = encode_utterances(self.features, audio, PROMPT_BATCH_SECONDS)  # (M, T_i) each

@@ -103,9 +103,10 @@ class ValleSynthesizer:
         return wavs
 
     @torch.inference_mode()
-    def resynthesize(self, wavs: list[np.ndarray], sample_rate: int) -> list[np.ndarray]:
+    def resynthesize(self, wavs: list[np.ndarray], sample_rate: int, options=None) -> list[np.ndarray]:
         """Recordings -> codec codes -> audio at `self.sample_rate`: the ceiling of this synthesizer
-        (what its codec alone keeps of real speech), scored by the evaluation stage."""
+        (what its codec alone keeps of real speech), scored by the evaluation stage. `options` is
+        unused: the codec's decoder does not sample."""
         rate = self.codec.sample_rate
         audio = [resample(np.asarray(w, dtype=np.float32).reshape(-1), int(sample_rate), rate) for w in wavs]
         return self.decode(encode_utterances(self.codec, audio, PROMPT_BATCH_SECONDS))

@@ -75,6 +75,14 @@ def test_resynthesis_follows_the_recording_length(synth):
     assert abs(len(wav) / synth.sample_rate - 1.2) < 0.1 and np.isfinite(wav).all()
 
 
+def test_resynthesis_decodes_with_the_given_options(synth):
+    """mu alone (no steps, no noise) is the same for any seed and differs from the sampled flow."""
+    cold = dataclasses.replace(OPTIONS, flow_steps=0, flow_temperature=0.0)
+    a, b = (synth.resynthesize([tone(0.8)], RATE, dataclasses.replace(cold, seed=s))[0] for s in (1, 2))
+    [sampled] = synth.resynthesize([tone(0.8)], RATE, OPTIONS)
+    assert np.array_equal(a, b) and a.shape == sampled.shape and not np.array_equal(a, sampled)
+
+
 def test_stream_equals_offline_chunk_mode_synthesis(synth):
     """The same tokens through the flow with the chunk mask offline: the same mel, and audio
     that differs only at the vocoder's chunk edges (relative RMS error < 1e-3; 1.5e-6 seen)."""
