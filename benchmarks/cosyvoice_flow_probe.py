@@ -10,6 +10,11 @@ Prints, per system: WER over --items test utterances, and the mel L1 to the reco
 over the shorter length): `vocoded` (the recording's mel: the vocoder + ASR ceiling), `mu` (the
 flow's token conditioning, denormalised: a regression decoder, meaningful with prior_weight > 0)
 and `flow NFE=k` (k Euler steps, CFG 0.7).
+
+`--phone-asr DIR` (a trained s3_asr tokenizer's folder, e.g. exp/cosyvoice/train_tokenizer) adds
+a second recogniser that shares no weights with Whisper: the phone error rate of that
+tokenizer's CTC head (quantised path) on every system's audio. Use it to score a flow trained on
+`tokenizer=whisper_kmeans` tokens, whose WER with tiny.en flatters them.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import torch
 
 from ttsframe.codecs.mel import Config as MelCodecConfig
 from ttsframe.codecs.mel import MelCodec, MelConfig
+from ttsframe.data.audio import resample
 from ttsframe.data.dataset import ShardStream
 from ttsframe.data.manifest import read_manifest
 from ttsframe.eval.asr import build_asr
@@ -34,6 +40,9 @@ from ttsframe.models.cosyvoice.flow_loss import flow_loss
 from ttsframe.models.cosyvoice.flow_masks import MaskChoice
 from ttsframe.models.cosyvoice.task_flow import flow_model_config
 from ttsframe.modules.packing import pad_rows
+from ttsframe.text import Vocabulary
+from ttsframe.tokenizers.s3_asr.ctc import PhoneTable, greedy_decode, phone_error_rate, phones_only
+from ttsframe.tokenizers.s3_asr.io import META, load_tokenizer
 from ttsframe.training.mel_stats import mel_statistics
 from ttsframe.training.optim import build_optimizer
 from ttsframe.vocoders.bundle import default_vocoder, vocode_mels
@@ -109,6 +118,25 @@ def mel_l1(outputs: list[torch.Tensor], references: list[torch.Tensor]) -> float
     return total / max(frames, 1)
 
 
+class PhoneRecogniser:
+    """An s3_asr tokenizer's CTC head as a phone recogniser: wavs -> phone error rate."""
+
+    def __init__(self, folder: Path):
+        self.tokenizer = load_tokenizer(folder)
+        self.table = PhoneTable(tuple(json.loads((folder / META).read_text())["phones"]))
+
+    @torch.inference_mode()
+    def error_rate(self, wavs: list, sample_rate: int, symbols: list[list[str]]) -> float:
+        refs = [[p for p in phones_only(s) if p in self.table.phones] for s in symbols]
+        hyps = []
+        for wav in wavs:
+            audio = torch.as_tensor(resample(wav, sample_rate, self.tokenizer.sample_rate)).float()[None]
+            mel = self.tokenizer.features(audio)  # (1, T, n_mels)
+            out = self.tokenizer.model(mel)
+            hyps.append(self.table.decode(greedy_decode(out["logits"], out["lengths"])[0]))
+        return phone_error_rate(refs, hyps)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("exp", type=Path, help="a cosyvoice recipe's exp folder (stages 0-2 done)")
@@ -125,6 +153,7 @@ def main() -> None:
     p.add_argument("--split", default="test", help="comma-separated splits whose first --items utterances are scored")
     p.add_argument("--save", type=Path, help="write the trained flow's state_dict here")
     p.add_argument("--load", type=Path, help="score this state_dict (or a train_flow checkpoint) instead of training")
+    p.add_argument("--phone-asr", type=Path, help="an s3_asr tokenizer folder: also print its phone error rate")
     args = p.parse_args()
     torch.manual_seed(args.seed)
 
@@ -157,11 +186,13 @@ def main() -> None:
     mel_config = MelConfig.from_any(index["codec"]["mel"])
     features = MelCodec(MelCodecConfig(mel=mel_config, device="cpu"), vocoder=default_vocoder(mel_config))
     asr = build_asr("faster_whisper")
+    phones = PhoneRecogniser(args.phone_asr) if args.phone_asr else None
     for split in args.split.split(","):
-        score_split(args, flow, shards, split, mel_config, features, asr)
+        score_split(args, flow, shards, split, mel_config, features, asr, phones)
 
 
-def score_split(args, flow: CosyVoiceFlow, shards: Path, split: str, mel_config, features, asr) -> None:
+def score_split(args, flow: CosyVoiceFlow, shards: Path, split: str, mel_config, features, asr,
+                phones: PhoneRecogniser | None = None) -> None:
     """Prints WER and mel L1 of each system over the first --items utterances of ``split``."""
     test = load_split(shards, split, args.items)
     texts = {u.id: u.text for u in read_manifest(args.exp / "data" / f"{split}.jsonl")}
@@ -174,10 +205,13 @@ def score_split(args, flow: CosyVoiceFlow, shards: Path, split: str, mel_config,
         mels, lengths = flow.sample(x["speech"], x["speech_lengths"], x["spk"], n_steps=nfe, cfg_scale=args.cfg,
                                     temperature=temperature, seed=args.seed)
         systems[f"flow NFE={nfe} T={temperature:g}"] = [mels[i, :n] for i, n in enumerate(lengths.tolist())]
+    vocab = Vocabulary.load(shards / "vocab.json")
+    symbols = [vocab.decode(r["tokens"].tolist()) for r in test]
     for name, mels in systems.items():
         wavs = vocode_mels(features, mel_config, mels)
         rates = error_rates(references, asr.transcribe(wavs, mel_config.sample_rate))
-        print(f"{split} {name:>14}: WER {rates.wer:.3f}  mel L1 {mel_l1(mels, truth):.3f}", flush=True)
+        per = f"  PER {phones.error_rate(wavs, mel_config.sample_rate, symbols):.3f}" if phones else ""
+        print(f"{split} {name:>14}: WER {rates.wer:.3f}  mel L1 {mel_l1(mels, truth):.3f}{per}", flush=True)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ def cmd_config(args: argparse.Namespace) -> None:
 SAMPLING_FLAGS = {"temperature": "--temperature", "top_k": "--top-k", "top_p": "--top-p",
                   "stop_threshold": "--stop-threshold", "max_frames_per_token": "--max-frames-per-token",
                   "min_frames": "--min-frames", "flow_steps": "--flow-steps", "cfg_scale": "--cfg-scale",
-                  "flow_temperature": "--flow-temperature", "seed": "--seed"}
+                  "flow_temperature": "--flow-temperature", "nfe": "--nfe", "solver": "--solver", "seed": "--seed"}
 
 
 def cmd_synthesize(args: argparse.Namespace) -> None:
@@ -102,17 +102,21 @@ def add_synthesize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt-wav", required=True, help="audio of the voice to imitate (a few seconds)")
     p.add_argument("--prompt-text", required=True, help="transcript of --prompt-wav")
     p.add_argument("--out", required=True, help="output wav file")
-    p.add_argument("--temperature", type=float, help="sampling temperature; 0 = greedy / no noise (default 1.0)")
+    p.add_argument("--temperature", type=float, help="sampling temperature; 0 = greedy / no noise (default 1.0); "
+                                                      "DiTAR: the time in [0, 1] at which noise enters the ODE")
     p.add_argument("--top-k", type=int, help="VALL-E: keep the k most likely codes; 0 = all (default)")
     p.add_argument("--top-p", type=float, help="VALL-E: nucleus sampling mass (default 1.0 = off)")
     p.add_argument("--stop-threshold", type=float,
-                   help="MELLE: stop when the stop probability exceeds it (default 0.5)")
+                   help="MELLE, DiTAR: stop when the stop probability exceeds it (default 0.5)")
     p.add_argument("--max-frames-per-token", type=float, help="longest output, in frames per target phoneme "
                                                                "(default 20)")
     p.add_argument("--min-frames", type=int, help="no stop before this many frames (default 1)")
     p.add_argument("--flow-steps", type=int, help="CosyVoice: Euler steps of the flow (default 10)")
-    p.add_argument("--cfg-scale", type=float, help="CosyVoice: classifier-free guidance of the flow (default 0.7)")
+    p.add_argument("--cfg-scale", type=float, help="classifier-free guidance: CosyVoice's flow (default 0.7), "
+                                                    "DiTAR's LocDiT (default 1.0)")
     p.add_argument("--flow-temperature", type=float, help="CosyVoice: scale of the flow's starting noise (default 1)")
+    p.add_argument("--nfe", type=int, help="DiTAR: LocDiT evaluations (ODE steps) per patch (default 10)")
+    p.add_argument("--solver", help="DiTAR: the ODE solver, ddim or euler (default ddim)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
     p.add_argument("--stream", action="store_true",

@@ -5,7 +5,7 @@
       README.md            the model card
       ...                  the family's parts, written by its synthesizer (`write_release_files`):
 
-    VALL-E (family valle)                         MELLE (family melle)
+    VALL-E (family valle)                         MELLE, DiTAR (families melle, ditar)
       ar.safetensors, nar.safetensors               model.safetensors
       model_config.json {"family", "ar", "nar"}     model_config.json {"family", "model"}
       vocab.json                                    vocab.json
@@ -13,6 +13,7 @@
       codec.safetensors (codecs fitted by ttsframe) vocoder.json {"name", ...its settings}
                                                     generator.safetensors (+ .json): a trained or
                                                     exported HiFi-GAN; the universal one is named only
+                                                    (`ttsframe.inference.mel_synthesis`)
 
 `load_release` reads `release.family` and hands the folder to that family's synthesizer class
 (`ttsframe.models.registry.FAMILIES`). Loading reads safetensors, JSON and YAML only: no pickle,

@@ -38,8 +38,11 @@ class ModelConfig:
     dropout: float | None = None
     reduction_factor: int | None = None  # MELLE: mel frames per decoder step (1..4)
     input_noise: float | None = None  # VALL-E AR: share of input codes replaced by random ones in training
+    patch_size: int | None = None  # DiTAR: frames per LM step (1, 2, 4 or 8)
+    history: int | None = None  # DiTAR: patches before the target that LocDiT reads
     # Loss weights of families that take them (MELLE: kl_weight, flux_weight, stop_weight,
-    # stop_pos_weight); empty keeps the family's defaults.
+    # stop_pos_weight; DiTAR: diffusion_weight, stop_weight, stop_pos_weight); empty keeps the
+    # family's defaults.
     loss: dict[str, Any] = field(default_factory=dict)
     optim: OptimConfig = field(default_factory=OptimConfig)
 

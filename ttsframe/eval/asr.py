@@ -22,6 +22,7 @@ import hashlib
 import inspect
 import json
 import os
+from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 
@@ -46,6 +47,20 @@ BUNDLED_SHA256 = {  # file -> (sha256, bytes) as published at BUNDLED_REVISION
 HASHED_SUFFIXES = (".json", ".txt", ".bin", ".safetensors")  # files hashed into describe()
 
 
+@contextmanager
+def torch_threads_kept():
+    """Puts torch's intra-op thread count back as it was (a run that trains after an evaluation
+    would otherwise sum in another order, and exact resume would not hold)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
 class FasterWhisperASR:
     """CTranslate2 Whisper through faster-whisper, one utterance per call (batch_size unused).
 
@@ -64,8 +79,9 @@ class FasterWhisperASR:
         kind, _, index = self.device.partition(":")  # "cuda:1" -> ("cuda", "1")
         self.compute_type = "float16" if kind == "cuda" else "int8"
         self.cpu_threads = cpu_threads or min(4, os.cpu_count() or 1)
-        self.model = WhisperModel(str(self.folder), device=kind, device_index=int(index or 0),
-                                  compute_type=self.compute_type, cpu_threads=self.cpu_threads)
+        with torch_threads_kept():  # CTranslate2 sets the OpenMP thread count that torch shares
+            self.model = WhisperModel(str(self.folder), device=kind, device_index=int(index or 0),
+                                      compute_type=self.compute_type, cpu_threads=self.cpu_threads)
         self.language = _check_language(language, self.model.model.is_multilingual, self.name)
         self.beam_size = beam_size
 
@@ -74,10 +90,11 @@ class FasterWhisperASR:
         return _in_batches(self._decode, clips_at_rate(wavs, sample_rate, ASR_SAMPLE_RATE), batch_size=1)
 
     def _decode(self, batch: list[np.ndarray]) -> list[str]:
-        segments, _ = self.model.transcribe(
-            batch[0], language=self.language, beam_size=self.beam_size, temperature=0.0,
-            without_timestamps=True, condition_on_previous_text=False, vad_filter=False)
-        return [" ".join(segment.text.strip() for segment in segments).strip()]
+        with torch_threads_kept():
+            segments, _ = self.model.transcribe(
+                batch[0], language=self.language, beam_size=self.beam_size, temperature=0.0,
+                without_timestamps=True, condition_on_previous_text=False, vad_filter=False)
+            return [" ".join(segment.text.strip() for segment in segments).strip()]
 
     def describe(self) -> dict:
         return {"backend": "faster_whisper", "model": self.name, "path": str(self.folder),

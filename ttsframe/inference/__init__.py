@@ -4,6 +4,8 @@
     prompt.py      prompt preparation (resample, cut with its transcript, ids)
     text.py        the frontend check and text -> ids
     checkpoint.py  training checkpoints, vocabularies, codec configs, safetensors, release files
+    mel_synthesis.py  what the mel-frame families' synthesizers (MELLE, DiTAR) share: part checks,
+                   prompts -> log-mel -> vocoder, building from checkpoints / releases, release files
     timing.py      seconds per part of a synthesis call
     mode.py        `evaluating(*models)`: eval mode and no autograd around a generate call
 

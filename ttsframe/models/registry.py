@@ -17,6 +17,7 @@ FAMILIES: dict[str, str] = {
     "valle": "ttsframe.models.valle",
     "melle": "ttsframe.models.melle",
     "cosyvoice": "ttsframe.models.cosyvoice",
+    "ditar": "ttsframe.models.ditar",
 }
 
 

@@ -54,9 +54,13 @@ RUN_OPTIONS = {"split": "test", "max_items": None, "batch_size": 8, "device": "a
 
 def stage_family(cfg: DictConfig, ctx) -> type:
     """The synthesizer class of the stage: the family whose stage options (`ar_stage`,
-    `model_stage`, ...) the stage names, else the run's `model.family`."""
+    `model_stage`, ...) the stage names, else the run's `model.family`. Where families share
+    option names (MELLE's and DiTAR's `model_stage`), the run's `model.family` decides when it
+    is one of them, else the family whose default train stages the options name."""
     named = [family for family in FAMILIES
              if set(family_spec(family).synthesizer_class().CHECKPOINT_STAGES) & set(ctx.options)]
+    if len(named) > 1:
+        named = _shared_options_family(cfg, ctx, named)
     if len(named) > 1:
         raise ConfigError(f"stage {ctx.name}: options of several families ({', '.join(named)}) given together")
     if named:
@@ -72,6 +76,17 @@ def stage_family(cfg: DictConfig, ctx) -> type:
     if "model" in cfg and cfg.model.get("family") not in (None, family):
         raise ConfigError(f"stage {ctx.name}: its options are {family}'s, but model.family is {cfg.model.family}")
     return cls
+
+
+def _shared_options_family(cfg: DictConfig, ctx, named: list[str]) -> list[str]:
+    """Of families whose stage options the stage names, the run's model family, else those whose
+    default train stages (`CHECKPOINT_STAGES` values) the options name."""
+    run_family = cfg.model.get("family") if "model" in cfg else None
+    if run_family in named:
+        return [run_family]
+    defaults = [family for family in named if any(ctx.options.get(key) == stage for key, stage in
+                                                  family_spec(family).synthesizer_class().CHECKPOINT_STAGES.items())]
+    return defaults or named
 
 
 def model_options(cls: type) -> dict:

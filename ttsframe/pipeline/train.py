@@ -119,7 +119,8 @@ def build_data(cfg: DictConfig, shard_dir: Path, seed: int, feature: str = "code
 
 def build_task(cfg: DictConfig, task: type, data: ShardDataModule, seed: int) -> L.LightningModule:
     m = cfg.model
-    sizes = ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout", "reduction_factor", "input_noise")
+    sizes = ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout", "reduction_factor", "input_noise", "patch_size",
+             "history")
     overrides = {k: m[k] for k in sizes if m[k] is not None}
     if "index" in inspect.signature(task.build_model_config).parameters:  # tasks that read more of the shards
         overrides["index"] = data.index

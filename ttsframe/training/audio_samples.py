@@ -5,6 +5,8 @@ log-mel (T, n_mels)); this callback turns them into audio with the recipe's code
 writes `<stage dir>/samples/step<N>/<name>.{wav,png}` and sends audio and spectrogram images to
 the logger (wandb or TensorBoard; the CSV logger keeps the files only). So a user hears from the
 first validation whether the model is learning to speak, not only that its loss falls.
+`mel_continuations` is what the mel families' tasks (MELLE, DiTAR) render: dev utterances
+continued from their first third.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from ttsframe.data.audio import save_audio
 from ttsframe.training.spectrogram_image import save_png, spectrogram_rgb
 
 Render = Callable[[torch.Tensor], np.ndarray]  # a feature -> wav (T,)
+# (tokens (1, L), token_lengths (1,), prompt log-mel (1, Tp, M), prompt_lengths (1,), max_frames (1,))
+# -> [continuation log-mel (T, M)]: a mel family's generation
+ContinueMel = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], list[torch.Tensor]]
+PROMPT_SHARE = 1 / 3  # of a dev utterance: the acoustic prompt of its rendered continuation
 
 
 class AudioSamples(Callback):
@@ -65,6 +71,26 @@ def log_to(logger, name: str, wav: np.ndarray, rgb: np.ndarray, sample_rate: int
     elif kind == "TensorBoardLogger":
         logger.experiment.add_audio(f"samples/{name}", torch.from_numpy(wav)[None], step, sample_rate)
         logger.experiment.add_image(f"spectrograms/{name}", rgb, step, dataformats="HWC")
+
+
+def mel_continuations(batch, max_items: int, generate: ContinueMel, name: str) -> list[tuple[str, torch.Tensor]]:
+    """What a mel family's task renders (its `sample_features`): each of the first `max_items` dev
+    utterances continued by `generate` from its first third, given its whole transcript.
+
+    Returns:
+        [(name, log-mel (T, M))]: per utterance `<id>_truth`, then `<id>_<name>` (prompt + continuation).
+    """
+    items = []
+    for i in range(min(max_items, len(batch.ids))):
+        length = int(batch.frame_lengths[i])
+        prompt = max(1, int(length * PROMPT_SHARE))
+        mel = batch.mel[i, :length]  # (T, M)
+        tokens = batch.tokens[i : i + 1, : int(batch.token_lengths[i])]
+        [generated] = generate(tokens, batch.token_lengths[i : i + 1], mel[None, :prompt],
+                               torch.tensor([prompt], device=tokens.device), torch.tensor([2 * (length - prompt) + 10]))
+        items.append((f"{batch.ids[i]}_truth", mel))
+        items.append((f"{batch.ids[i]}_{name}", torch.cat([mel[:prompt], generated.to(mel.device)])))
+    return items
 
 
 def codec_renderer(codec) -> Render:

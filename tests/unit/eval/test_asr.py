@@ -51,6 +51,20 @@ def test_bundled_faster_whisper_transcribes_espeak_speech(bundled, tmp_path):
     assert described["sha256"]["model.bin"] == asr.BUNDLED_SHA256["model.bin"][0]
 
 
+def test_building_and_transcribing_keep_torch_s_thread_count():
+    """CTranslate2 sets the OpenMP thread count torch shares; the backend puts it back."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = build_asr("faster_whisper", device="cpu", cpu_threads=3)
+        model.transcribe([np.zeros(RATE // 2, np.float32)], RATE)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_english_only_model_refuses_another_language():
     with pytest.raises(UserError, match="English-only"):
         build_asr("faster_whisper", language="de", device="cpu", cpu_threads=1)

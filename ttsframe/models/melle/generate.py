@@ -22,6 +22,7 @@ from ttsframe.inference.mode import evaluating
 from ttsframe.models.melle.latent import frames_to_groups, groups_to_frames
 from ttsframe.models.melle.model import Melle, steps_for
 from ttsframe.modules.packing import lengths_to_mask, pack_segments
+from ttsframe.modules.length_budget import frame_budget, frame_floor
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,11 @@ class MelleSamplingOptions:
 
     def max_frames(self, n_tokens: torch.Tensor) -> torch.Tensor:
         """Per-row frame budget from the number of target phonemes, (B,) -> (B,) long, >= 1."""
-        return torch.ceil(n_tokens.to(torch.float64) * self.max_frames_per_token).long().clamp(min=1)
+        return frame_budget(n_tokens, self.max_frames_per_token)
 
     def min_frames_for(self, n_tokens: torch.Tensor) -> torch.Tensor:
         """Per-row frames before a stop is allowed, from the target phonemes (B,) -> (B,) long."""
-        return torch.floor(n_tokens.to(torch.float64) * self.min_frames_per_token).long().clamp(min=self.min_frames)
+        return frame_floor(n_tokens, self.min_frames_per_token, self.min_frames)
 
     def generator(self, device: torch.device | str = "cpu") -> torch.Generator:
         return torch.Generator(device=device).manual_seed(self.seed)

@@ -33,6 +33,7 @@ from ttsframe.models.melle.loss import MellePrediction
 from ttsframe.models.melle.postnet import PostNet
 from ttsframe.modules.packing import PackedRows, lengths_to_mask, pack_segments, take_segment
 from ttsframe.modules.kv_cache import KVCache
+from ttsframe.modules import mel_norm
 from ttsframe.modules.transformer import Transformer, TransformerConfig
 
 
@@ -98,29 +99,20 @@ class Melle(nn.Module):
         self.stop_head = nn.Linear(d_model, 1)
         self.postnet = PostNet(n_mels, config.postnet_channels, config.postnet_kernel, config.postnet_layers,
                                config.dropout)
-        self.register_buffer("mel_mean", torch.zeros(n_mels))
-        self.register_buffer("mel_std", torch.ones(n_mels))
-        self.register_buffer("mel_stats_fitted", torch.tensor(False))
+        mel_norm.register_mel_stats(self, n_mels)
 
     # -- normalisation ---------------------------------------------------------------------
     def set_mel_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         """Sets the per-bin log-mel statistics, (n_mels,) each; std must be > 0."""
-        if mean.shape != self.mel_mean.shape or std.shape != self.mel_std.shape:
-            raise ValueError(f"mel stats need shape ({self.config.n_mels},), "
-                             f"got {tuple(mean.shape)}, {tuple(std.shape)}")
-        if not bool((std > 0).all()):
-            raise ValueError("mel std must be positive")
-        self.mel_mean.copy_(mean)
-        self.mel_std.copy_(std)
-        self.mel_stats_fitted.fill_(True)
+        mel_norm.set_mel_stats(self, mean, std)
 
     def normalize(self, mel: torch.Tensor) -> torch.Tensor:
         """(..., M) log-mel -> standardised."""
-        return (mel - self.mel_mean) / self.mel_std
+        return mel_norm.normalize(self, mel)
 
     def denormalize(self, mel: torch.Tensor) -> torch.Tensor:
         """(..., M) standardised -> log-mel."""
-        return mel * self.mel_std + self.mel_mean
+        return mel_norm.denormalize(self, mel)
 
     # -- training ----------------------------------------------------------------------------
     def forward(

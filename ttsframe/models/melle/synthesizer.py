@@ -11,7 +11,8 @@ frontend, vocabulary) and runs a batch of items through them:
 One mel configuration is shared by the shards the model was trained on, the prompt features
 and the vocoder (`check_mel_compatible`). The vocoder is any `ttsframe.vocoders.Vocoder`; by
 default the universal HiFi-GAN when it is registered, installed and made for this mel
-configuration, else Griffin-Lim (`default_vocoder`).
+configuration, else Griffin-Lim (`default_vocoder`). All but MELLE's own part (its model, its
+decoding, its card line) is the mel families' `ttsframe.inference.mel_synthesis.MelFrameSynthesizer`.
 
 Build it from training outputs with `from_checkpoints`, or from a release folder with
 `from_release` (= `ttsframe.load_release`). Nothing here imports Lightning.
@@ -19,171 +20,34 @@ Build it from training outputs with `from_checkpoints`, or from a release folder
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 
-from ttsframe.codecs import to_dataclass
-from ttsframe.codecs.base import encode_utterances, resolve_device
-from ttsframe.codecs.mel import Config as MelCodecConfig
-from ttsframe.codecs.mel import MelCodec, MelConfig, check_mel_compatible
-from ttsframe.config.schema import TextConfig
-from ttsframe.data.audio import resample
-from ttsframe.errors import UserError
-from ttsframe.inference.checkpoint import codec_fields, load_vocabulary, need_file, read_checkpoint, save_weights
-from ttsframe.inference.prompt import prepare_prompts
-from ttsframe.inference.request import (DEFAULT_MAX_PROMPT_SECONDS, PROMPT_BATCH_SECONDS,
-                                       SynthesisItem)
-from ttsframe.inference.text import check_frontend, encode_symbols, text_token_ids
-from ttsframe.inference.timing import PartTimer
+from ttsframe.inference.mel_synthesis import MelFrameSynthesizer, load_weights
 from ttsframe.models.melle.generate import MelleSamplingOptions, synthesize_mel
 from ttsframe.models.melle.model import Melle, MelleConfig
-from ttsframe.text import Vocabulary, build_frontend
-from ttsframe.vocoders import Vocoder
-from ttsframe.vocoders.bundle import (default_vocoder, describe_vocoder, load_vocoder, save_vocoder, vocode_mels,
-                                      vocoder_card)
 
 
-class MelleSynthesizer:
+class MelleSynthesizer(MelFrameSynthesizer):
     """MELLE + mel features + vocoder + frontend + vocabulary, ready to synthesize.
 
-    Args:
-        model: a trained `Melle` (moved to eval mode; it stays on its device).
-        mel_config: the mel configuration of its training shards.
-        frontend: the text frontend that built the vocabulary.
-        vocab: the training vocabulary.
-        vocoder: log-mel -> wav; None: `default_vocoder(mel_config)`. Moved to the model's device.
-        text_config: TextConfig fields of the frontend (kept for releases).
-        max_prompt_seconds: longer prompts are cut (with their transcript); None: never.
+    Args (see `MelFrameSynthesizer`):
+        model: a trained `Melle`; mel_config: the mel configuration of its training shards;
+        frontend, vocab: the text frontend and the training vocabulary; vocoder: None for
+        `default_vocoder(mel_config)`; text_config, max_prompt_seconds.
 
     Raises:
         UserError: the model, the mel configuration, the vocoder and the vocabulary do not fit.
     """
 
-    FAMILY = "melle"
+    FAMILY, TASK, NAME = "melle", "melle", "MELLE"
     OPTIONS = MelleSamplingOptions  # the sampling options dataclass of `synthesize`
     CHECKPOINT_STAGES = {"model_stage": "train_melle"}  # from_checkpoints' checkpoint arguments, in order
-    USES_VOCODER = True
     TITLE = "MELLE zero-shot TTS"
     SUMMARY = ("Autoregressive transformer over continuous log-mel frames with latent sampling, a stop head "
                "and a post-net (Meng et al., 2024), trained with ttsframe; a vocoder turns the mel into audio.")
     CARD_OPTIONS = ("ttsframe.models.melle.generate", "MelleSamplingOptions(temperature=1.0, seed=0)")
-
-    def __init__(self, model: Melle, mel_config: MelConfig | dict, frontend, vocab: Vocabulary,
-                 vocoder: Vocoder | None = None, *, text_config: dict | None = None,
-                 max_prompt_seconds: float | None = DEFAULT_MAX_PROMPT_SECONDS):
-        self.mel_config = MelConfig.from_any(mel_config)
-        check_model(model.config, self.mel_config, vocab)
-        check_frontend(vocab, frontend)
-        self.model = model.eval()
-        device = next(model.parameters()).device
-        self.vocoder = default_vocoder(self.mel_config) if vocoder is None else vocoder
-        check_mel_compatible(self.vocoder.mel_config, self.mel_config,
-                             "the vocoder (first) vs the mel features of the model (second)")
-        if isinstance(self.vocoder, torch.nn.Module):
-            self.vocoder.to(device)
-        self.features = MelCodec(MelCodecConfig(mel=self.mel_config, device=str(device)), vocoder=self.vocoder)
-        self.frontend, self.vocab = frontend, vocab
-        self.text_config, self.max_prompt_seconds = text_config, max_prompt_seconds
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def sample_rate(self) -> int:
-        """Hz of the returned audio (the mel configuration's)."""
-        return self.mel_config.sample_rate
-
-    @torch.inference_mode()
-    def synthesize(self, items: list[SynthesisItem],
-                   options: MelleSamplingOptions = MelleSamplingOptions()) -> list[np.ndarray]:
-        """Synthesizes a batch; the seed in `options` fixes the result for this batch.
-
-        Returns:
-            One (T_i,) float32 waveform per item at `sample_rate` (the target speech only).
-
-        Raises:
-            UserError: a text with symbols outside the vocabulary, an empty text or prompt.
-        """
-        if not items:
-            return []
-        timer = PartTimer()
-        with timer("frontend"):
-            text_tokens = self.text_tokens([item.text for item in items])
-        with timer("prompt"):
-            prompt_tokens, prompt_mels = self.encode_prompts(items)
-        with timer("melle"):
-            mels = synthesize_mel(self.model, text_tokens, prompt_tokens, prompt_mels, options)  # (T_i, M) each
-        with timer("vocoder"):
-            wavs = self.vocode(mels)
-        self.last_timings = timer.seconds
-        return wavs
-
-    @torch.inference_mode()
-    def resynthesize(self, wavs: list[np.ndarray], sample_rate: int, options=None) -> list[np.ndarray]:
-        """Recordings -> log-mel -> vocoder audio at `self.sample_rate`: the ceiling of this
-        synthesizer (what its vocoder makes of real mels), scored by the evaluation stage.
-        `options` is unused: nothing here samples."""
-        audio = [resample(np.asarray(w, dtype=np.float32).reshape(-1), int(sample_rate), self.sample_rate)
-                 for w in wavs]
-        mels = encode_utterances(self.features, audio, PROMPT_BATCH_SECONDS)  # (M, T_i) each
-        return self.vocode([m.T.contiguous() for m in mels])
-
-    def text_tokens(self, texts: list[str]) -> list[torch.Tensor]:
-        """Target texts -> per text (L_i,) ids; fails on symbols outside the vocabulary."""
-        return text_token_ids(self.frontend, self.vocab, texts)
-
-    def encode_prompts(self, items: list[SynthesisItem]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Prompts -> per item transcript ids (Lp_i,) and log-mel (Tp_i, M), cut to max_prompt_seconds.
-
-        The transcript ids end with a word boundary (when the vocabulary has one), since the
-        target text follows them as a new word.
-        """
-        wavs, tokens = prepare_prompts(items, self.frontend, self.vocab, self.sample_rate, self.max_prompt_seconds,
-                                       self.features.frames_for, self.model.config.reduction_factor)
-        mels = encode_utterances(self.features, wavs, PROMPT_BATCH_SECONDS)  # (M, Tp_i) each
-        return tokens, [m.T.contiguous() for m in mels]
-
-    def encode_symbols(self, symbols: list[str], text: str) -> torch.Tensor:
-        """Symbols (L,) -> ids (L,) long; UserError naming the symbols the model never saw."""
-        return encode_symbols(self.vocab, symbols, text)
-
-    def vocode(self, mels: list[torch.Tensor]) -> list[np.ndarray]:
-        """Per item (T_i, M) log-mel -> (T_i * hop,) float32, vocoded as one batch (`vocode_mels`)."""
-        return vocode_mels(self.features, self.mel_config, mels)
-
-    # -- building -------------------------------------------------------------------------------
-    @classmethod
-    def from_checkpoints(cls, melle_ckpt: str | Path, shard_dir: str | Path, codec_cfg: Any, text_cfg: Any,
-                         vocoder: Vocoder | None = None, device: str = "auto",
-                         max_prompt_seconds: float | None = DEFAULT_MAX_PROMPT_SECONDS) -> "MelleSynthesizer":
-        """From the train stage's checkpoint and the tokenize stage's folder.
-
-        Args:
-            melle_ckpt: `.ckpt` file of the MELLE train stage (read with `weights_only=True`).
-            shard_dir: the tokenize stage's folder (`vocab.json`, `train.index.json`).
-            codec_cfg, text_cfg: the run's `codec` (must be `mel`) and `text` configs.
-            vocoder: None: `default_vocoder`.
-            device: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
-        """
-        device = resolve_device(device)
-        shard_dir = Path(shard_dir)
-        fields = codec_fields(codec_cfg)
-        if fields.get("name") != "mel":
-            raise UserError(f"MELLE models log-mel frames: the codec must be `mel`, not `{fields.get('name')}`")
-        mel_config = MelConfig.from_any(fields["mel"])
-        check_shard_mel(shard_dir, mel_config)
-        text_config = dataclasses.asdict(to_dataclass(TextConfig, text_cfg, "text"))
-        vocab = load_vocabulary(shard_dir)
-        state = read_checkpoint(melle_ckpt, "melle", "melle")
-        model = build_model(state.config, state.state_dict, device)
-        return cls(model, mel_config, build_frontend(TextConfig(**text_config)), vocab,
-                   vocoder, text_config=text_config, max_prompt_seconds=max_prompt_seconds)
 
     @classmethod
     def from_release(cls, path: str | Path, device: str = "auto") -> "MelleSynthesizer":
@@ -192,74 +56,23 @@ class MelleSynthesizer:
 
         return release_of(cls, path, device)
 
-    # -- release parts (ttsframe.release writes config.yaml and the card) -------------------------
-    def write_release_files(self, out_dir: Path) -> None:
-        """model.safetensors, model_config.json, mel.json, vocab.json, vocoder.json (+ the
-        vocoder's generator.safetensors / .json unless it is the universal one)."""
-        from ttsframe.utils.atomic import write_json
+    @staticmethod
+    def build_model(config: dict, state_dict: dict[str, torch.Tensor], device) -> Melle:
+        """`Melle(MelleConfig(**config))` with `state_dict` loaded (strictly), in eval mode on `device`."""
+        return load_weights(Melle(MelleConfig(**config)), state_dict, device)
 
-        save_weights(out_dir / "model.safetensors", self.model, self.FAMILY, "melle")
-        write_json(out_dir / "model_config.json", {"family": self.FAMILY,
-                                                   "model": dataclasses.asdict(self.model.config)})
-        write_json(out_dir / "mel.json", self.mel_config.to_dict())
-        self.vocab.save(out_dir / "vocab.json")
-        write_json(out_dir / "vocoder.json", save_vocoder(self.vocoder, self.mel_config, out_dir))
+    def generate_mels(self, text_tokens: list[torch.Tensor], prompt_tokens: list[torch.Tensor],
+                      prompt_mels: list[torch.Tensor], options: MelleSamplingOptions) -> list[torch.Tensor]:
+        """Target log-mel (T_i, M) per item: `synthesize_mel` (KV cache, post-net)."""
+        return synthesize_mel(self.model, text_tokens, prompt_tokens, prompt_mels, options)
 
-    @classmethod
-    def read_release(cls, root: Path, config: dict, device: str) -> "MelleSynthesizer":
-        """The synthesizer of a release folder (`write_release_files` + config.yaml)."""
-        from safetensors.torch import load_file
+    @property
+    def prompt_frames(self) -> int:
+        """One decoder step: `reduction_factor` frames."""
+        return self.model.config.reduction_factor
 
-        device = resolve_device(device)
-        models = json.loads(need_file(root, "model_config.json").read_text(encoding="utf-8"))
-        model = build_model(models["model"], load_file(str(need_file(root, "model.safetensors"))), device)
-        mel_config = MelConfig.from_any(json.loads(need_file(root, "mel.json").read_text(encoding="utf-8")))
-        description = json.loads(need_file(root, "vocoder.json").read_text(encoding="utf-8"))
-        text_config = dict(config["text"])
-        release = config.get("release") or {}
-        return cls(model, mel_config, build_frontend(TextConfig(**text_config)),
-                   Vocabulary.load(need_file(root, "vocab.json")), load_vocoder(description, mel_config, root),
-                   text_config=text_config, max_prompt_seconds=release.get("max_prompt_seconds"))
-
-    def card_lines(self) -> list[str]:
-        """The `## Model` lines of the model card."""
-        c, m = self.model.config, self.mel_config
+    def model_card_line(self) -> str:
+        c = self.model.config
         n_params = sum(p.numel() for p in self.model.parameters())
-        vocoder = describe_vocoder(self.vocoder)
-        return [f"- MELLE: {n_params / 1e6:.2f} M parameters, {c.n_layers} layers, width {c.d_model}, {c.n_heads} "
-                f"heads, FFN {c.ffn_dim}, reduction factor {c.reduction_factor}",
-                f"- mel: {m.n_mels} bands, {m.sample_rate} Hz, n_fft {m.n_fft}, hop {m.hop_length} "
-                f"({m.frame_rate:.2f} frames/s), fmax {m.fmax}",
-                f"- vocoder: {vocoder_card(vocoder)}",
-                f"- text: `{self.text_config.get('frontend') if self.text_config else '?'}` frontend, "
-                f"{len(self.vocab)} symbols; prompts cut to {self.max_prompt_seconds} s"]
-
-    def vocoder_description(self) -> dict:
-        """What the vocoder is (see `describe_vocoder`), e.g. for resume stamps."""
-        return describe_vocoder(self.vocoder)
-
-
-def build_model(config: dict, state_dict: dict[str, torch.Tensor], device) -> Melle:
-    """`Melle(MelleConfig(**config))` with `state_dict` loaded (strictly), in eval mode on `device`."""
-    model = Melle(MelleConfig(**config))
-    model.load_state_dict(state_dict, strict=True)
-    return model.to(device).eval()
-
-
-def check_model(config: MelleConfig, mel_config: MelConfig, vocab: Vocabulary) -> None:
-    """Raises UserError when the model, the mel configuration and the vocabulary do not belong together."""
-    wrong = [f"{k}={getattr(config, k)} (expected {v})" for k, v in
-             (("vocab_size", len(vocab)), ("n_mels", mel_config.n_mels)) if getattr(config, k) != v]
-    if wrong:
-        raise UserError(f"the MELLE model does not match the mel configuration/vocabulary: {', '.join(wrong)}; "
-                        "was it trained on these shards?")
-
-
-def check_shard_mel(shard_dir: Path, mel_config: MelConfig) -> None:
-    """Raises ConfigError if the shards (train index) hold log-mel of another mel configuration."""
-    index = shard_dir / "train.index.json"
-    if not index.is_file():
-        return
-    recorded = (json.loads(index.read_text(encoding="utf-8")).get("codec") or {}).get("mel")
-    if recorded is not None:
-        check_mel_compatible(recorded, mel_config, f"{index} (the shards, first) vs the codec config (second)")
+        return (f"- MELLE: {n_params / 1e6:.2f} M parameters, {c.n_layers} layers, width {c.d_model}, {c.n_heads} "
+                f"heads, FFN {c.ffn_dim}, reduction factor {c.reduction_factor}")

@@ -19,23 +19,21 @@ every validation pass sees the same noise.
 from __future__ import annotations
 
 import dataclasses
-import itertools
-import warnings
 from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_only
 
 from ttsframe.data.collate import Batch
-from ttsframe.data.dataset import ShardStream
 from ttsframe.models.melle.loss import MelleLossConfig, MellePrediction, melle_loss
 from ttsframe.models.melle.model import Melle, MelleConfig
 from ttsframe.models.melle.presets import get_preset
 from ttsframe.models.melle.samples import melle_samples
-from ttsframe.training.mel_stats import mel_statistics, shard_data
+from ttsframe.training.mel_stats import mel_statistics  # noqa: F401  (re-exported: the statistics MELLE uses)
+from ttsframe.training.mel_stats import check_mel_data, fit_shard_mel_stats, start_mel_training
 from ttsframe.training.optim import task_optimizer
 from ttsframe.training.resume import step_generator
+from ttsframe.training.task_logging import log_losses
 
 FAMILY = "melle"
 ARCH_OVERRIDES = ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout", "reduction_factor")
@@ -86,37 +84,15 @@ class MelleTask(L.LightningModule):
 
     # -- data checks and statistics --------------------------------------------------------
     def on_fit_start(self) -> None:
-        data = shard_data(self.trainer.datamodule) if self._trainer is not None else None
-        if data is not None:
-            self.check_data(data)
-        if bool(self.model.mel_stats_fitted):
-            return
-        if data is None:
-            warnings.warn("MelleTask: no training shards to compute mel statistics from and none set "
-                          "(model.set_mel_stats); training on unnormalised log-mel")
-            return
-        self.fit_mel_stats(data.shard_dir, data.splits["train"])
+        start_mel_training(self)
 
     def check_data(self, data) -> None:
         """Fails on shards that do not hold mel frames of the model's size; records their mel config."""
-        if data.feature != self.FEATURE:
-            raise ValueError(f"{data.shard_dir}: the shards hold `{data.feature}`, MELLE needs mel frames (codec=mel)")
-        mel = data.codec.get("mel")
-        n_mels = (mel or {}).get("n_mels", data.codec.get("dim"))
-        if n_mels is not None and int(n_mels) != self.model.config.n_mels:
-            raise ValueError(f"{data.shard_dir}: the shards have {n_mels} mel bins, the model "
-                             f"{self.model.config.n_mels}")
-        if mel is not None and self.hparams.mel is None:
-            self.hparams["mel"] = dict(mel)
+        check_mel_data(self, data, "MELLE")
 
     def fit_mel_stats(self, shard_dir: str | Path, split: str = "train") -> None:
         """Sets the model's mel statistics from the split's first `stats_utterances` utterances."""
-        stream = ShardStream(shard_dir, split, rank=0, world_size=1)
-        items = itertools.islice(iter(stream), self.hparams.stats_utterances)
-        mean, std, frames = mel_statistics(item["mel"] for item in items)
-        self.model.set_mel_stats(mean.to(self.device), std.to(self.device))
-        _print(f"melle: mel statistics from {frames} frames of {shard_dir}/{split} "
-               f"(mean {float(mean.mean()):.2f}, std {float(std.mean()):.2f} on average over bins)")
+        fit_shard_mel_stats(self.model, shard_dir, split, self.hparams.stats_utterances, FAMILY)
 
     # -- steps -----------------------------------------------------------------------------
     def noise_generator(self, split: str, batch_idx: int) -> torch.Generator:
@@ -129,13 +105,8 @@ class MelleTask(L.LightningModule):
     def step(self, batch: Batch, batch_idx: int, split: str) -> torch.Tensor:
         prediction = self.predict_mel(batch, split, batch_idx)
         metrics = melle_loss(prediction, self.loss_config)
-        train = split == "train"
-        weight = 1 if train else max(int(prediction.frame_mask.sum()), 1)  # (no GPU sync in training)
-        options = dict(on_step=train, on_epoch=not train, batch_size=weight, sync_dist=not train)
-        self.log(f"{split}/loss", metrics["loss"].detach(), prog_bar=True, **options)
-        self.log_dict({f"{split}/{k}": v.detach() for k, v in metrics.items() if k != "loss"}, **options)
-        if train:
-            self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, batch_size=1)
+        weight = 1 if split == "train" else max(int(prediction.frame_mask.sum()), 1)  # (no GPU sync in training)
+        log_losses(self, metrics, split, weight)
         return metrics["loss"]
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
@@ -151,8 +122,3 @@ class MelleTask(L.LightningModule):
     def configure_optimizers(self) -> dict:
         """AdamW + schedule; the cosine/linear horizon defaults to the trainer's max_steps."""
         return task_optimizer(self)
-
-
-@rank_zero_only
-def _print(message: str) -> None:
-    print(message)

@@ -1,0 +1,153 @@
+"""DiTAR model: shapes, what each prediction may read (LM causal over patches, LocDiT local to its
+patch and history), KV cache = uncached, CFG drops, normalisation, config checks and presets."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from ttsframe.models.ditar.model import DiTAR, DiTARConfig
+from ttsframe.models.ditar.patches import frames_to_patches, patches_for
+from ttsframe.models.ditar.presets import PRESETS, get_preset, ditar_tiny
+
+VOCAB, M = 12, 16
+
+
+def model(**changes):
+    torch.manual_seed(0)
+    return DiTAR(dataclasses.replace(ditar_tiny(VOCAB, n_mels=M), **changes))
+
+
+def batch(frame_lengths=(13, 6, 9), token_lengths=(7, 3, 5), seed=0):
+    g = torch.Generator().manual_seed(seed)
+    B, T, L = len(frame_lengths), max(frame_lengths), max(token_lengths)
+    tokens = torch.randint(1, VOCAB, (B, L), generator=g)
+    tokens = tokens * (torch.arange(L) < torch.tensor(token_lengths)[:, None])
+    mel = torch.randn(B, T, M, generator=g) - 4.0
+    return tokens, torch.tensor(token_lengths), mel, torch.tensor(frame_lengths)
+
+
+def patches_of(net, mel, lengths):
+    frames, lengths = net.to_frames(mel, lengths)
+    patches, _ = frames_to_patches(frames, lengths, net.config.patch_size)
+    return patches, patches_for(lengths, net.config.patch_size)
+
+
+@pytest.mark.parametrize("patch_size", [1, 4])
+def test_forward_shapes_and_stop_targets(patch_size):
+    tokens, token_lengths, mel, frame_lengths = batch()
+    p = model(patch_size=patch_size)(tokens, token_lengths, mel, frame_lengths, generator=torch.Generator())
+    steps = [-(-n // patch_size) for n in (13, 6, 9)]
+    n = max(steps)
+    assert p.v_pred.shape == p.v_target.shape == (3, n, patch_size, M)
+    assert p.frame_mask.shape == (3, n, patch_size) and p.frame_mask.sum((1, 2)).tolist() == [13, 6, 9]
+    assert p.stop_logits.shape == p.stop_targets.shape == p.patch_mask.shape == (3, n)
+    assert p.patch_mask.sum(1).tolist() == steps
+    assert p.stop_targets.argmax(1).tolist() == [s - 1 for s in steps] and p.stop_targets.sum().item() == 3
+    assert (p.v_pred[~p.patch_mask] == 0).all() and (p.v_target[~p.patch_mask] == 0).all()
+
+
+def test_lm_is_causal_over_patches():
+    net = model().eval()
+    tokens, token_lengths, mel, frame_lengths = batch((24, 24, 20))
+    patches, n = patches_of(net, mel, frame_lengths)  # 6, 6, 5 patches
+    with torch.no_grad():
+        h = net.lm_hidden(tokens, token_lengths, patches, n)
+        changed = patches.clone()
+        changed[:, 2] += 3.0
+        h2 = net.lm_hidden(tokens, token_lengths, changed, n)
+    torch.testing.assert_close(h[:, :3], h2[:, :3])  # h_i reads patches < i only
+    assert (h[:, 3] - h2[:, 3]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("history", [0, 2])
+def test_locdit_reads_only_its_own_patch_and_history(history):
+    net = model(history=history).eval()
+    g = torch.Generator().manual_seed(1)
+    patches = torch.randn(2, 6, 4, M, generator=g)
+    hidden = torch.randn(2, 6, net.config.d_model, generator=g)
+    mask = torch.ones(2, 6, dtype=torch.bool)
+    t, noise = torch.rand(12, generator=g), torch.randn(12, 4, M, generator=g)
+    changed = patches.clone()
+    changed[:, 1] += 5.0
+    with torch.no_grad():
+        v, _ = net.local_prediction(hidden, patches, mask, t, noise)
+        v2, _ = net.local_prediction(hidden, changed, mask, t, noise)
+    reads = {1 + k for k in range(history + 1)}  # patch 1 itself and the patches that hold it as history
+    for i in range(6):
+        difference = (v[:, i] - v2[:, i]).abs().max().item()
+        assert (difference > 1e-4) == (i in reads), (i, difference)
+
+
+def test_kv_cache_matches_the_teacher_forced_lm():
+    net = model().eval()
+    tokens, token_lengths, mel, frame_lengths = batch((24, 20, 22))
+    patches, n = patches_of(net, mel, frame_lengths)  # 6, 5, 6
+    n_prompt = torch.tensor([2, 1, 3])
+    with torch.no_grad():
+        reference = net.lm_hidden(tokens, token_lengths, patches, n)  # (B, N, d)
+        cache = net.lm.new_cache(max_length=64)
+        hidden = net.prefill(tokens, token_lengths, patches[:, :3], n_prompt, cache)
+        uncached = net.prefill(tokens, token_lengths, patches[:, :3], n_prompt)
+        rows = torch.arange(3)
+        torch.testing.assert_close(hidden, reference[rows, n_prompt], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(uncached, hidden, atol=1e-5, rtol=1e-5)
+        for step in range(2):
+            hidden = net.decode_step(patches[rows, n_prompt + step], n_prompt + 1 + step, cache)
+            torch.testing.assert_close(hidden, reference[rows, n_prompt + 1 + step], atol=1e-5, rtol=1e-5)
+
+
+def test_cfg_drop_zeroes_h_and_only_in_training():
+    net = model(cfg_drop_prob=0.0)
+    g = torch.Generator().manual_seed(2)
+    patches, hidden = torch.randn(1, 3, 4, M, generator=g), torch.randn(1, 3, net.config.d_model, generator=g)
+    mask, t, noise = torch.ones(1, 3, dtype=torch.bool), torch.rand(3, generator=g), torch.randn(3, 4, M, generator=g)
+    with torch.no_grad():
+        dropped, _ = net.local_prediction(hidden, patches, mask, t, noise, keep=torch.zeros(3, dtype=torch.bool))
+        zeros, _ = net.local_prediction(torch.zeros_like(hidden), patches, mask, t, noise)
+    torch.testing.assert_close(dropped, zeros)
+    tokens, token_lengths, mel, frame_lengths = batch()
+    run = lambda m: m(tokens, token_lengths, mel, frame_lengths, generator=torch.Generator().manual_seed(3)).v_pred
+    with torch.no_grad():
+        torch.testing.assert_close(run(net.train()), run(net.eval()))  # no drops at p = 0 (and no dropout in tiny)
+        net.config.cfg_drop_prob = 0.9
+        assert not torch.allclose(run(net.train()), run(net.eval()))
+        torch.testing.assert_close(run(net.eval()), run(net.eval()))
+
+
+def test_normalisation_round_trip_and_buffers():
+    net = model()
+    mean, std = torch.linspace(-6, -2, M), torch.linspace(0.5, 2, M)
+    net.set_mel_stats(mean, std)
+    assert bool(net.mel_stats_fitted)
+    assert {"mel_mean", "mel_std", "mel_stats_fitted"} <= set(net.state_dict())
+    mel, lengths = torch.randn(2, 5, M) * 2 - 4, torch.tensor([5, 3])
+    frames, frame_lengths = net.to_frames(mel, lengths)
+    torch.testing.assert_close(frames[0], (mel[0] - mean) / std)
+    assert (frames[1, 3:] == 0).all()
+    back, back_lengths = net.to_mel(frames, frame_lengths)
+    torch.testing.assert_close(back[0], mel[0])
+    assert back_lengths.tolist() == [5, 3]
+    with pytest.raises(ValueError, match="positive"):
+        net.set_mel_stats(mean, torch.zeros(M))
+
+
+@pytest.mark.parametrize("field, value", [
+    ("patch_size", 3), ("history", -1), ("cfg_drop_prob", 1.0), ("dropout", -0.1), ("representation", "vae"),
+    ("n_layers", 0), ("locdit_d_model", 30), ("locenc_n_heads", 3), ("time_dim", 31), ("vocab_size", 0),
+])
+def test_config_validation_names_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        dataclasses.replace(ditar_tiny(VOCAB), **{field: value})
+
+
+def test_presets():
+    assert set(PRESETS) == {"ditar_tiny", "ditar_cpu", "ditar_base"}
+    count = lambda name: sum(p.numel() for p in DiTAR(get_preset(name, 100)).parameters())
+    assert 10_000 < count("ditar_tiny") < 100_000
+    assert 1_000_000 < count("ditar_cpu") < 3_000_000
+    base = get_preset("ditar_base", 100)
+    assert (base.n_layers, base.d_model, base.locdit_n_layers, base.patch_size, base.history) == (24, 1024, 4, 4, 2)
+    assert isinstance(base, DiTARConfig)
+    with pytest.raises(ValueError, match="valid: ditar_tiny, ditar_cpu, ditar_base"):
+        get_preset("ditar_huge", 100)

@@ -1,0 +1,269 @@
+"""DiTAR: a causal language model over patches of continuous frames, and a local diffusion
+transformer that generates each patch (Jia et al., 2025).
+
+The frames (`patches.py`: standardised log-mel by default) are cut into patches of P frames.
+One causal transformer (the LM) reads a packed row [text_i ; BOS, LocEnc(patch 0), ...,
+LocEnc(patch N-2) ; pad ...] (`ttsframe.modules.packing`; each segment starts at rotary
+position 0). Its hidden state h_i at audio position i conditions the generation of patch i:
+LocDiT (`locdit.py`) denoises patch i given h_i and the K patches before it, trained with the
+v-prediction objective of `diffusion.py`; a stop head (linear -> logit) on h_i says whether
+patch i is the last. Training is teacher-forced (the input at position i >= 1 is the encoding
+of the *target* patch i - 1, and LocDiT's history is the target patches), and drops h_i to zeros
+for a share ``cfg_drop_prob`` of the patches, which trains the unconditional LocDiT that
+classifier-free guidance needs. The loss lives in `loss.py`, decoding in `generate.py`.
+
+Zero-shot prompting: the LM reads [prompt text + target text ; BOS, prompt patches] and the
+model continues the patches (the prompt's last patches are the first patch's history).
+
+Normalisation (as MELLE's): the model works on per-bin standardised log-mel, (mel - mean) / std;
+``mel_mean`` and ``mel_std`` (n_mels,) are buffers, identity until `set_mel_stats` is called
+(``mel_stats_fitted`` says whether it was). The padding frames of a row's last patch are
+zeros, masked out of the loss; generation returns whole patches, cut to the frame budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ttsframe.models.ditar.diffusion import add_noise, v_target
+from ttsframe.models.ditar.locdit import LocDiT
+from ttsframe.models.ditar.locenc import LocEnc
+from ttsframe.models.ditar.loss import DiTARPrediction
+from ttsframe.models.ditar.patches import (
+    PATCH_SIZES, REPRESENTATIONS, build_representation, frames_to_patches, history_patches, patches_for,
+)
+from ttsframe.modules.kv_cache import KVCache
+from ttsframe.modules import mel_norm
+from ttsframe.modules.packing import PackedRows, lengths_to_mask, pack_segments, take_segment
+from ttsframe.modules.transformer import Transformer, TransformerConfig
+
+_STACKS = ("", "locenc_", "locdit_")  # field prefixes of the LM, LocEnc and LocDiT sizes
+
+
+@dataclass
+class DiTARConfig:
+    vocab_size: int  # text (phoneme) vocabulary, <pad> = 0
+    n_mels: int = 80
+    representation: str = "mel"  # a key of patches.REPRESENTATIONS
+    patch_size: int = 4  # P, frames per patch (1, 2, 4 or 8)
+    history: int = 2  # K, patches before the target that LocDiT reads (0: none)
+    d_model: int = 1024  # the causal LM
+    n_heads: int = 16
+    n_layers: int = 24
+    ffn_dim: int = 4096
+    locenc_d_model: int = 1024  # the aggregation encoder
+    locenc_n_heads: int = 16
+    locenc_n_layers: int = 4
+    locenc_ffn_dim: int = 4096
+    locdit_d_model: int = 1024  # the local diffusion transformer
+    locdit_n_heads: int = 16
+    locdit_n_layers: int = 4
+    locdit_ffn_dim: int = 4096
+    time_dim: int = 256  # sinusoidal embedding of the diffusion time
+    dropout: float = 0.1  # all three transformers
+    activation: str = "gelu"  # or "swiglu"
+    bias: bool = True
+    rope_base: float = 10_000.0
+    cfg_drop_prob: float = 0.1  # share of training patches whose h_i is zeroed (classifier-free guidance)
+
+    def __post_init__(self):
+        if self.representation not in REPRESENTATIONS:
+            raise ValueError(f"unknown representation {self.representation!r}; valid: {', '.join(REPRESENTATIONS)}")
+        if self.patch_size not in PATCH_SIZES:
+            raise ValueError(f"patch_size must be one of {PATCH_SIZES}, got {self.patch_size}")
+        sizes = tuple(prefix + name for prefix in _STACKS for name in ("n_layers", "ffn_dim"))
+        for name in ("vocab_size", "n_mels", "time_dim") + sizes:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for prefix in _STACKS:
+            width, heads = getattr(self, prefix + "d_model"), getattr(self, prefix + "n_heads")
+            if heads < 1 or width % heads or (width // heads) % 2:
+                raise ValueError(f"{prefix}d_model {width} must be a multiple of {prefix}n_heads {heads} "
+                                 "with an even head size (rotary embeddings)")
+        if self.time_dim % 2:
+            raise ValueError(f"time_dim must be even, got {self.time_dim}")
+        if self.history < 0:
+            raise ValueError(f"history must be >= 0, got {self.history}")
+        for name in ("dropout", "cfg_drop_prob"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+
+    def transformer_config(self, stack: str = "") -> TransformerConfig:
+        """Sizes of the LM (``stack`` ""), LocEnc ("locenc_") or LocDiT ("locdit_")."""
+        width = getattr(self, stack + "d_model")
+        return TransformerConfig(
+            d_model=width, n_heads=getattr(self, stack + "n_heads"), n_layers=getattr(self, stack + "n_layers"),
+            ffn_dim=getattr(self, stack + "ffn_dim"), dropout=self.dropout, causal=stack == "",
+            activation=self.activation, cond_dim=width if stack == "locdit_" else None, bias=self.bias,
+            rope_base=self.rope_base,
+        )
+
+
+class DiTAR(nn.Module):
+    """Text embedding + LocEnc -> causal LM -> LocDiT (per patch) and stop head.
+
+    Args:
+        config: sizes; ``config.patch_size`` fixes the frames per LM step.
+    """
+
+    def __init__(self, config: DiTARConfig):
+        super().__init__()
+        self.config = config
+        self.representation = build_representation(config.representation, config.n_mels)
+        frame_dim, d_model = self.representation.dim, config.d_model
+        self.text_embedding = nn.Embedding(config.vocab_size, d_model)
+        nn.init.normal_(self.text_embedding.weight, std=0.02)
+        self.bos = nn.Parameter(torch.randn(d_model) * 0.02)  # input of the first audio position
+        self.locenc = LocEnc(frame_dim, d_model, config.transformer_config("locenc_"))
+        self.lm = Transformer(config.transformer_config())
+        self.stop_head = nn.Linear(d_model, 1)
+        self.locdit = LocDiT(frame_dim, d_model, config.transformer_config("locdit_"), config.time_dim)
+        mel_norm.register_mel_stats(self, config.n_mels)
+
+    # -- normalisation and representation ---------------------------------------------------
+    def set_mel_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Sets the per-bin log-mel statistics, (n_mels,) each; std must be > 0."""
+        mel_norm.set_mel_stats(self, mean, std)
+
+    def normalize(self, mel: torch.Tensor) -> torch.Tensor:
+        """(..., M) log-mel -> standardised."""
+        return mel_norm.normalize(self, mel)
+
+    def denormalize(self, mel: torch.Tensor) -> torch.Tensor:
+        """(..., M) standardised -> log-mel."""
+        return mel_norm.denormalize(self, mel)
+
+    def to_frames(self, mel: torch.Tensor, mel_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, M) log-mel (any values past the lengths), (B,) -> (B, T', D) frames, (B,) lengths."""
+        mask = lengths_to_mask(mel_lengths, mel.shape[1])[..., None]  # (B, T, 1)
+        return self.representation.encode(self.normalize(mel.float()).masked_fill(~mask, 0.0), mel_lengths)
+
+    def to_mel(self, frames: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T', D) frames, (B,) -> (B, T, M) log-mel, (B,) mel lengths."""
+        mel, mel_lengths = self.representation.decode(frames, lengths)
+        return self.denormalize(mel), mel_lengths
+
+    # -- training ----------------------------------------------------------------------------
+    def forward(
+        self,
+        text: torch.Tensor,
+        text_lengths: torch.Tensor,
+        mel: torch.Tensor,
+        mel_lengths: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> DiTARPrediction:
+        """Teacher-forced LM over every patch, then LocDiT on one noisy draw of each real patch.
+
+        Args:
+            text: (B, L) phoneme ids, padded; text_lengths: (B,).
+            mel: (B, T, M) log-mel (not normalised), padded (any value past the lengths).
+            mel_lengths: (B,) real frames per row (>= 1).
+            generator: random source of the diffusion times, the noise and (in training) the CFG drops.
+
+        Returns:
+            `DiTARPrediction` over N = ceil(T' / P) patches.
+        """
+        frames, lengths = self.to_frames(mel, mel_lengths)  # (B, T', D), (B,)
+        patches, frame_mask = frames_to_patches(frames, lengths, self.config.patch_size)  # (B, N, P, D), (B, N, P)
+        n_patches = patches_for(lengths, self.config.patch_size)  # (B,)
+        patch_mask = lengths_to_mask(n_patches, patches.shape[1])  # (B, N)
+        hidden = self.lm_hidden(text, text_lengths, patches, n_patches)  # (B, N, d)
+
+        device = generator.device if generator is not None else mel.device
+        rows = int(patch_mask.sum())
+        t = torch.rand(rows, generator=generator, device=device).to(mel.device)  # (R,)
+        noise = torch.randn((rows,) + patches.shape[2:], generator=generator, device=device).to(mel.device)
+        keep = torch.rand(rows, generator=generator, device=device).to(mel.device) >= self.config.cfg_drop_prob
+        v_pred, v_true = self.local_prediction(hidden, patches, patch_mask, t, noise, keep if self.training else None)
+
+        stop_targets = torch.zeros(patch_mask.shape, device=mel.device)
+        stop_targets = stop_targets.scatter(1, (n_patches - 1).clamp(min=0)[:, None], 1.0)
+        stop_logits = self.stop_logit(hidden)  # (B, N)
+        return DiTARPrediction(v_pred, v_true, frame_mask, stop_logits, stop_targets, patch_mask)
+
+    def lm_hidden(
+        self, text: torch.Tensor, text_lengths: torch.Tensor, patches: torch.Tensor, n_patches: torch.Tensor
+    ) -> torch.Tensor:
+        """Teacher-forced LM states: (B, N, d), where h_i (conditioning patch i) has read patches < i.
+
+        Args:
+            text: (B, L) phonemes; text_lengths: (B,).
+            patches: (B, N, P, D) the target patches; n_patches: (B,) real ones per row (>= 1).
+        """
+        # Input i is BOS (i = 0) or patch i - 1; the last patch is never an input.
+        packed = self._pack(text, text_lengths, patches[:, :-1], n_patches - 1, pad_left=False)
+        hidden = self.lm(packed.values, packed.positions, packed.padding_mask)  # (B, S_all, d)
+        return take_segment(hidden, packed.starts[:, 1], patches.shape[1])
+
+    def local_prediction(
+        self,
+        hidden: torch.Tensor,
+        patches: torch.Tensor,
+        patch_mask: torch.Tensor,
+        t: torch.Tensor,
+        noise: torch.Tensor,
+        keep: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """LocDiT's v-prediction and the target v for every real patch (all at once, R rows).
+
+        Args:
+            hidden: (B, N, d) h_i per patch; patches: (B, N, P, D) clean; patch_mask: (B, N).
+            t: (R,) diffusion times and noise (R, P, D) eps, for the R real patches in row-major order.
+            keep: (R,) bool, False where h_i is replaced by zeros (CFG); None keeps every h_i.
+
+        Returns:
+            v_pred, v_target: (B, N, P, D) each, zeros at padding patches.
+        """
+        history, history_mask = history_patches(patches, self.config.history)  # (B, N, K, P, D), (N, K)
+        history_mask = history_mask.expand(patches.shape[0], -1, -1)  # (B, N, K)
+        cond = hidden[patch_mask]  # (R, d)
+        if keep is not None:
+            cond = cond * keep[:, None].to(cond.dtype)
+        x0 = patches[patch_mask]  # (R, P, D)
+        v_real = self.locdit(add_noise(x0, noise, t), t, cond, history[patch_mask], history_mask[patch_mask])
+        v_pred = torch.zeros_like(patches, dtype=v_real.dtype).masked_scatter(patch_mask[..., None, None], v_real)
+        v_true = torch.zeros_like(patches).masked_scatter(patch_mask[..., None, None], v_target(x0, noise, t))
+        return v_pred, v_true
+
+    def stop_logit(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(..., d) h_i -> (...) logit that patch i is the last."""
+        return self.stop_head(hidden).squeeze(-1)
+
+    # -- generation ----------------------------------------------------------------------------
+    def prefill(
+        self,
+        text: torch.Tensor,
+        text_lengths: torch.Tensor,
+        patches: torch.Tensor,
+        n_patches: torch.Tensor,
+        cache: KVCache | None = None,
+    ) -> torch.Tensor:
+        """Runs [text ; BOS, patches] (rows left-padded) and returns each row's last hidden state.
+
+        Args:
+            text: (B, L) phonemes (prompt text + target text); text_lengths: (B,).
+            patches: (B, G, P, D) patches already known (the acoustic prompt); G may be 0.
+            n_patches: (B,) real ones per row.
+            cache: an empty cache from ``self.lm.new_cache`` (filled for `decode_step`), or None.
+
+        Returns:
+            (B, d) h of patch ``n_patches`` (counting from 0), whose input position is ``n_patches + 1``.
+        """
+        packed = self._pack(text, text_lengths, patches, n_patches, pad_left=True)
+        return self.lm(packed.values, packed.positions, packed.padding_mask, cache=cache)[:, -1]
+
+    def decode_step(self, patch: torch.Tensor, positions: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Feeds one patch per row after `prefill`: (B, P, D) patch, (B,) its audio positions -> (B, d)
+        the hidden state of the next patch; the cache is extended in place."""
+        x = self.locenc(patch[:, None])  # (B, 1, d)
+        return self.lm(x, positions[:, None], cache=cache)[:, -1]
+
+    def _pack(self, text, text_lengths, patches, n_patches, pad_left: bool) -> PackedRows:
+        """[text ; BOS, LocEnc(patches)] per row; audio lengths are n_patches + 1."""
+        embedded = self.text_embedding(text)  # (B, L, d)
+        bos = self.bos.to(embedded.dtype).expand(text.shape[0], 1, -1)  # (B, 1, d)
+        audio = torch.cat([bos, self.locenc(patches.to(embedded.dtype))], dim=1)  # (B, G + 1, d)
+        return pack_segments([embedded, audio], [text_lengths, n_patches + 1], pad_left=pad_left)
