@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from timing import parse_speed_args, run_sections, speed_parser, timed
+from timing import parse_speed_args, random_mel_batch, run_sections, speed_parser, timed
 
 from ttsframe.models.melle.generate import MelleSamplingOptions, generate_mel
 from ttsframe.models.melle.loss import melle_loss
@@ -40,15 +40,7 @@ def build(name: str, r: int, device: torch.device) -> Melle:
 
 def random_batch(batch: int, seconds: float, device: torch.device, seed: int = 0):
     """tokens (B, L), token_lengths (B,), mel (B, T, M), frame_lengths (B,): lengths in [0.7, 1] x max."""
-    gen = torch.Generator().manual_seed(seed)
-    n_frames, n_tokens = int(seconds * FRAME_RATE), int(seconds * TOKENS_PER_SECOND)
-    scale = 0.7 + 0.3 * torch.rand(batch, generator=gen)
-    scale[0] = 1.0
-    frame_lengths = (scale * n_frames).long()
-    token_lengths = (scale * n_tokens).long().clamp(min=1)
-    tokens = torch.randint(1, VOCAB, (batch, n_tokens), generator=gen)
-    mel = torch.randn(batch, n_frames, M, generator=gen) * 2 - 5
-    return [x.to(device) for x in (tokens, token_lengths, mel, frame_lengths)]
+    return random_mel_batch(batch, seconds, device, VOCAB, M, FRAME_RATE, TOKENS_PER_SECOND, seed)
 
 
 def train_speed(args, device: torch.device) -> None:

@@ -59,3 +59,23 @@ def parse_speed_args(parser: argparse.ArgumentParser, presets: dict) -> tuple[ar
 def run_sections(sections: dict, args: argparse.Namespace, device: torch.device) -> None:
     for name in sections if args.section == "all" else [args.section]:
         sections[name](args, device)
+
+
+def random_lengths(batch: int, seconds: float, frame_rate: float, tokens_per_second: float, seed: int = 0):
+    """A seeded generator and the lengths of a random batch: frame_lengths, token_lengths (B,) in
+    [0.7, 1] x the longest row's (row 0), and the longest row's frames and tokens."""
+    gen = torch.Generator().manual_seed(seed)
+    n_frames, n_tokens = int(seconds * frame_rate), int(seconds * tokens_per_second)
+    scale = 0.7 + 0.3 * torch.rand(batch, generator=gen)
+    scale[0] = 1.0
+    return gen, (scale * n_frames).long(), (scale * n_tokens).long().clamp(min=1), n_frames, n_tokens
+
+
+def random_mel_batch(batch: int, seconds: float, device: torch.device, vocab: int, n_mels: int, frame_rate: float,
+                     tokens_per_second: float, seed: int = 0):
+    """tokens (B, L), token_lengths (B,), mel (B, T, M) around -5 (log units), frame_lengths (B,)."""
+    gen, frame_lengths, token_lengths, n_frames, n_tokens = random_lengths(batch, seconds, frame_rate,
+                                                                           tokens_per_second, seed)
+    tokens = torch.randint(1, vocab, (batch, n_tokens), generator=gen)
+    mel = torch.randn(batch, n_frames, n_mels, generator=gen) * 2 - 5
+    return [x.to(device) for x in (tokens, token_lengths, mel, frame_lengths)]

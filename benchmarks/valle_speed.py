@@ -18,7 +18,7 @@ import dataclasses
 
 import numpy as np
 import torch
-from timing import parse_speed_args, run_sections, speed_parser, timed
+from timing import parse_speed_args, random_lengths, run_sections, speed_parser, timed
 
 from ttsframe.models.valle.loss import codebook_loss
 from ttsframe.models.valle.model import ValleAR, ValleConfig, ValleNAR
@@ -38,12 +38,8 @@ PRESETS = {"tiny": valle_tiny, "mid": valle_mid, "base": valle_base}
 
 def random_batch(batch: int, seconds: float, device: torch.device, seed: int = 0):
     """tokens (B, L), token_lengths (B,), codes (B, K, T), frame_lengths (B,): lengths in [0.7, 1] x max."""
-    gen = torch.Generator().manual_seed(seed)
-    n_frames, n_tokens = int(seconds * FRAME_RATE), int(seconds * TOKENS_PER_SECOND)
-    scale = 0.7 + 0.3 * torch.rand(batch, generator=gen)
-    scale[0] = 1.0
-    frame_lengths = (scale * n_frames).long()
-    token_lengths = (scale * n_tokens).long().clamp(min=1)
+    gen, frame_lengths, token_lengths, n_frames, n_tokens = random_lengths(batch, seconds, FRAME_RATE,
+                                                                           TOKENS_PER_SECOND, seed)
     tokens = torch.randint(1, VOCAB, (batch, n_tokens), generator=gen)
     codes = torch.randint(0, N, (batch, K, n_frames), generator=gen)
     return [x.to(device) for x in (tokens, token_lengths, codes, frame_lengths)]
