@@ -68,6 +68,9 @@ class DiTARConfig:
     bias: bool = True
     rope_base: float = 10_000.0
     cfg_drop_prob: float = 0.1  # share of training patches whose h_i is zeroed (classifier-free guidance)
+    # Dropout on the LM's patch inputs (LocEnc outputs) in training: Tacotron's pre-net trick, an
+    # AR model that cannot lean on its audio past has to read the text (`val/text_reliance`).
+    input_dropout: float = 0.0
 
     def __post_init__(self):
         if self.representation not in REPRESENTATIONS:
@@ -87,7 +90,7 @@ class DiTARConfig:
             raise ValueError(f"time_dim must be even, got {self.time_dim}")
         if self.history < 0:
             raise ValueError(f"history must be >= 0, got {self.history}")
-        for name in ("dropout", "cfg_drop_prob"):
+        for name in ("dropout", "cfg_drop_prob", "input_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
 
@@ -118,6 +121,7 @@ class DiTAR(nn.Module):
         nn.init.normal_(self.text_embedding.weight, std=0.02)
         self.bos = nn.Parameter(torch.randn(d_model) * 0.02)  # input of the first audio position
         self.locenc = LocEnc(frame_dim, d_model, config.transformer_config("locenc_"))
+        self.input_dropout = nn.Dropout(config.input_dropout)  # on LocEnc's outputs as LM inputs
         self.lm = Transformer(config.transformer_config())
         self.stop_head = nn.Linear(d_model, 1)
         self.locdit = LocDiT(frame_dim, d_model, config.transformer_config("locdit_"), config.time_dim)
@@ -258,12 +262,12 @@ class DiTAR(nn.Module):
     def decode_step(self, patch: torch.Tensor, positions: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """Feeds one patch per row after `prefill`: (B, P, D) patch, (B,) its audio positions -> (B, d)
         the hidden state of the next patch; the cache is extended in place."""
-        x = self.locenc(patch[:, None])  # (B, 1, d)
+        x = self.input_dropout(self.locenc(patch[:, None]))  # (B, 1, d)
         return self.lm(x, positions[:, None], cache=cache)[:, -1]
 
     def _pack(self, text, text_lengths, patches, n_patches, pad_left: bool) -> PackedRows:
         """[text ; BOS, LocEnc(patches)] per row; audio lengths are n_patches + 1."""
         embedded = self.text_embedding(text)  # (B, L, d)
         bos = self.bos.to(embedded.dtype).expand(text.shape[0], 1, -1)  # (B, 1, d)
-        audio = torch.cat([bos, self.locenc(patches.to(embedded.dtype))], dim=1)  # (B, G + 1, d)
+        audio = torch.cat([bos, self.input_dropout(self.locenc(patches.to(embedded.dtype)))], dim=1)  # (B, G + 1, d)
         return pack_segments([embedded, audio], [text_lengths, n_patches + 1], pad_left=pad_left)

@@ -151,3 +151,21 @@ def test_presets():
     assert isinstance(base, DiTARConfig)
     with pytest.raises(ValueError, match="valid: ditar_tiny, ditar_cpu, ditar_base"):
         get_preset("ditar_huge", 100)
+
+
+def test_input_dropout_acts_on_the_patch_inputs_in_training_only():
+    net = model(input_dropout=0.5, dropout=0.0)
+    tokens, token_lengths, mel, frame_lengths = batch((24, 24, 20))
+    patches, n = patches_of(net, mel, frame_lengths)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        a = net.train().lm_hidden(tokens, token_lengths, patches, n)
+        torch.manual_seed(2)
+        b = net.lm_hidden(tokens, token_lengths, patches, n)
+        net.eval()
+        c, d = (net.lm_hidden(tokens, token_lengths, patches, n) for _ in range(2))
+    torch.testing.assert_close(a[:, 0], b[:, 0])  # h_0 reads text and BOS only: nothing dropped
+    assert (a[:, 1:] - b[:, 1:]).abs().max() > 1e-3
+    torch.testing.assert_close(c, d)
+    with pytest.raises(ValueError, match="input_dropout"):
+        model(input_dropout=1.0)
