@@ -6,7 +6,7 @@ number of codebooks, and what the NAR adds to the true first codebook.
 
 Prints:
 * text reliance: the AR's teacher-forced dev loss with each row's own phonemes and with another
-  row's (the batch rolled by one). A small difference means the AR predicts codes from the
+  row's, different text (`other_text`). A small difference means the AR predicts codes from the
   acoustic context alone ("the loss looks fine but the output is noise").
 * codec ceiling: WER (the evaluate stage's offline ASR and normalisation) of the test
   references encoded and decoded with their first k codebooks, k = 1 .. K.
@@ -33,6 +33,7 @@ from ttsframe.models.valle.loss import codebook_loss
 from ttsframe.models.valle.synthesizer import ValleSynthesizer
 from ttsframe.pipeline.synthesize import load_synthesizer, pair_prompts
 from ttsframe.pipeline.train import build_data
+from ttsframe.training.task_logging import other_text
 
 STAGES = {"ar_stage": "train_ar", "nar_stage": "train_nar", "checkpoint": "best", "max_prompt_seconds": 3.0}
 
@@ -45,9 +46,11 @@ def text_reliance(ar, cfg, exp: Path, batches: int) -> tuple[float, float]:
         for number, b in enumerate(data.val_dataloader()):
             if number == batches:
                 break
+            replaced = other_text(b.tokens, b.token_lengths)
+            if replaced is None:  # every row reads the same sentence
+                continue
             own += float(codebook_loss(ar(b.tokens, b.token_lengths, b.codes, b.frame_lengths))["loss"])
-            rolled = ar(b.tokens.roll(1, 0), b.token_lengths.roll(1, 0), b.codes, b.frame_lengths)
-            other += float(codebook_loss(rolled)["loss"])
+            other += float(codebook_loss(ar(*replaced, b.codes, b.frame_lengths))["loss"])
             count += 1
     return own / max(count, 1), other / max(count, 1)
 

@@ -18,6 +18,13 @@ def cmd_run(args: argparse.Namespace) -> None:
     run_recipe(cfg, args.stage, args.stop_stage, force=args.force)
 
 
+def cmd_slurm_status(args: argparse.Namespace) -> int:
+    from ttsframe.config import load_run_config
+    from ttsframe.pipeline.chain import report
+
+    return report(load_run_config(args.recipe, args.overrides))
+
+
 def cmd_config(args: argparse.Namespace) -> None:
     from omegaconf import OmegaConf
 
@@ -127,6 +134,8 @@ def add_synthesize_args(p: argparse.ArgumentParser) -> None:
 COMMANDS = {
     "run": (cmd_run, "run recipe stages: run RECIPE --stage N --stop-stage M key=value ..."),
     "config": (cmd_config, "print the resolved config of a recipe with overrides, without running it"),
+    "slurm-status": (cmd_slurm_status, "how the SLURM jobs of `run RECIPE ... launcher=slurm` stand: slurm-status "
+                                       "RECIPE [exp_dir=DIR ...]; names failed jobs and their logs (exit code 1)"),
     "synthesize": (cmd_synthesize, "zero-shot TTS with a release: --release DIR --text T --prompt-wav W "
                                    "--prompt-text P --out OUT"),
     "compare": (cmd_compare, "aggregates of several evaluations side by side: compare EXP_DIR|metrics.json ... "
@@ -193,14 +202,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        args.handler(args)
+        code = args.handler(args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished work is kept; run the same command again to resume", file=sys.stderr)
         return 130
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

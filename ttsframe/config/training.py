@@ -1,13 +1,13 @@
 """Schemas of the training config groups: `model`, `trainer` and `launcher`.
 
 `model` picks a family's preset and the optimiser; `trainer` says where and how long to train
-(Lightning's Trainer plus the batching of the data); `launcher` says whether a train stage runs
-in this process or is submitted to SLURM.
+(Lightning's Trainer plus the batching of the data); `launcher` says whether the stages run
+in this process or are submitted to SLURM.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 SCHEDULES = ("cosine", "linear", "noam", "constant")
@@ -40,11 +40,22 @@ class ModelConfig:
     input_noise: float | None = None  # VALL-E AR: share of input codes replaced by random ones in training
     patch_size: int | None = None  # DiTAR: frames per LM step (1, 2, 4 or 8)
     history: int | None = None  # DiTAR: patches before the target that LocDiT reads
+    input_dropout: float | None = None  # DiTAR: dropout on the LM's patch inputs in training
+    alignment_heads: int | None = None  # DiTAR: LM heads trained to look at the text on the diagonal (0: off)
+    alignment_layer: int | None = None  # DiTAR: the LM layer of those heads
+    alignment_target: str | None = None  # DiTAR: where they look: diagonal | aligner (a forward-sum aligner's phoneme)
+    phoneme_pointer: bool | None = None  # DiTAR: LM inputs carry the aligned phoneme; an advance head moves it
+    time_logit_mean: float | None = None  # DiTAR: logit-normal training times around it (null: uniform)
     # Loss weights of families that take them (MELLE: kl_weight, flux_weight, stop_weight,
-    # stop_pos_weight; DiTAR: diffusion_weight, stop_weight, stop_pos_weight); empty keeps the
+    # stop_pos_weight; DiTAR: diffusion_weight, stop_weight, stop_pos_weight, alignment_weight,
+    # alignment_sigma); empty keeps the
     # family's defaults.
     loss: dict[str, Any] = field(default_factory=dict)
     optim: OptimConfig = field(default_factory=OptimConfig)
+
+
+# ModelConfig's architecture overrides, handed to the family's `build_model_config` when set
+ARCHITECTURE_FIELDS = tuple(f.name for f in fields(ModelConfig) if f.name not in ("family", "preset", "loss", "optim"))
 
 
 @dataclass
@@ -78,7 +89,7 @@ class TrainerConfig:
 
 @dataclass
 class LauncherConfig:
-    name: str = "local"  # local: run in this process | slurm: write an sbatch script and submit it
+    name: str = "local"  # local: run in this process | slurm: each stage a batch job (`ttsframe.pipeline.chain`)
     submit: bool = True  # slurm: false only writes <stage dir>/slurm.sbatch
     partition: str | None = None
     account: str | None = None
@@ -88,7 +99,9 @@ class LauncherConfig:
     mem: str | None = None  # e.g. 0 (all of the node's memory) or 200G
     gpus_per_node: int | None = None  # null: trainer.devices on GPU, none on CPU
     job_name: str | None = None  # null: <recipe>-<stage name>
-    requeue: bool = True  # --requeue and a SIGUSR1 before the time limit: Lightning checkpoints and requeues
+    requeue: bool = True  # --requeue; train jobs also get a SIGUSR1 before the time limit: they checkpoint and requeue
     signal_seconds: int = 90  # how long before the time limit SLURM sends SIGUSR1
+    array: int = 0  # tokenize: write the shards with a job array of this many tasks (0 or 1: one job)
+    array_task: str | None = None  # set by an array's job scripts: "plan", or the task number
     setup: list[str] = field(default_factory=list)  # shell lines run before srun (module load, ...)
     extra_sbatch: list[str] = field(default_factory=list)  # more options, e.g. "--constraint=h100"

@@ -104,14 +104,44 @@ def attention(
 def _sdpa_attention(q, k, v, causal, key_padding_mask, attn_mask, dropout_p, softmax_scale) -> torch.Tensor:
     q_len, k_len = q.shape[2], k.shape[2]
     sdpa = functools.partial(F.scaled_dot_product_attention, dropout_p=dropout_p, scale=softmax_scale)
-    needs_causal_mask = causal and q_len > 1  # one query at the end sees every key anyway
     if key_padding_mask is None and attn_mask is None:
-        if not needs_causal_mask:
+        if not (causal and q_len > 1):  # one query at the end sees every key anyway
             return sdpa(q, k, v)
         if q_len == k_len:
             return sdpa(q, k, v, is_causal=True)
-    mask = torch.ones(q_len, k_len, dtype=torch.bool, device=q.device)  # (Tq, Tk)
-    if needs_causal_mask:
+    return sdpa(q, k, v, attn_mask=_boolean_mask(q_len, k_len, q.device, causal, key_padding_mask, attn_mask))
+
+
+def attention_with_probabilities(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    causal: bool,
+    key_padding_mask: torch.Tensor | None = None,
+    attn_mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`attention` written out (softmax of the scores), for losses on where the heads look.
+
+    Same arguments and masks as `attention` (SDPA's convention). Returns (B, H, Tq, D) outputs and
+    (B, H, Tq, Tk) attention probabilities, before dropout (zero where a query may not look).
+    """
+    q_len, k_len = q.shape[2], k.shape[2]
+    scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5  # (B, H, Tq, Tk)
+    scores = scores.float()
+    if causal or key_padding_mask is not None or attn_mask is not None:
+        mask = _boolean_mask(q_len, k_len, q.device, causal, key_padding_mask, attn_mask)
+        scores = scores.masked_fill(~mask, float("-inf"))
+    probs = scores.softmax(dim=-1)  # (B, H, Tq, Tk)
+    weights = F.dropout(probs, dropout_p) if dropout_p > 0 else probs
+    return weights.to(v.dtype) @ v, probs
+
+
+def _boolean_mask(q_len, k_len, device, causal, key_padding_mask, attn_mask) -> torch.Tensor:
+    """(Tq, Tk), (B, Tq, Tk)-broadcast (B, 1, Tq, Tk) bool: True where a query may see a key."""
+    mask = torch.ones(q_len, k_len, dtype=torch.bool, device=device)  # (Tq, Tk)
+    if causal and q_len > 1:
         mask = mask.tril(diagonal=k_len - q_len)
     if attn_mask is not None:
         mask = mask & (attn_mask if attn_mask.dim() == 2 else attn_mask[:, None])  # (Tq, Tk) or (B, 1, Tq, Tk)
@@ -121,8 +151,8 @@ def _sdpa_attention(q, k, v, causal, key_padding_mask, attn_mask, dropout_p, sof
         # makes softmax return NaN. Letting every padded query see its own key keeps it
         # finite; real queries keep exactly the keys they were given.
         padded_query = ~key_padding_mask[:, k_len - q_len :, None]  # (B, Tq, 1)
-        mask = mask | (_shifted_eye(q_len, k_len, q.device) & padded_query)[:, None]
-    return sdpa(q, k, v, attn_mask=mask)
+        mask = mask | (_shifted_eye(q_len, k_len, device) & padded_query)[:, None]
+    return mask
 
 
 def _shifted_eye(q_len: int, k_len: int, device: torch.device) -> torch.Tensor:

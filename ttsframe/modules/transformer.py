@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ttsframe.modules.attention import attention
+from ttsframe.modules.attention import attention, attention_with_probabilities
 from ttsframe.modules.kv_cache import KVCache, LayerKVCache
 from ttsframe.modules.rope import RotaryEmbedding, apply_rotary
 
@@ -95,7 +95,9 @@ class SelfAttention(nn.Module):
         key_padding_mask: torch.Tensor | None,
         layer_cache: LayerKVCache | None,
         attn_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+        with_probabilities: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, T, D) -> (B, T, D) and, when ``with_probabilities``, the (B, H, T, T_keys) attention."""
         batch, length, d_model = x.shape
         head_dim = d_model // self.n_heads
         qkv = self.qkv(x).view(batch, length, 3, self.n_heads, head_dim)
@@ -103,16 +105,14 @@ class SelfAttention(nn.Module):
         q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
         if layer_cache is not None:
             k, v = layer_cache.update(k, v)  # (B, H, T_cached, hd)
-        y = attention(
-            q,
-            k,
-            v,
-            causal=self.causal,
-            key_padding_mask=key_padding_mask,
-            attn_mask=attn_mask,
-            dropout_p=self.dropout if self.training else 0.0,
-        )  # (B, H, T, hd)
-        return self.out(y.transpose(1, 2).reshape(batch, length, d_model))
+        masks = dict(causal=self.causal, key_padding_mask=key_padding_mask, attn_mask=attn_mask,
+                     dropout_p=self.dropout if self.training else 0.0)
+        probabilities = None
+        if with_probabilities:
+            y, probabilities = attention_with_probabilities(q, k, v, **masks)  # (B, H, T, hd), (B, H, T, Tk)
+        else:
+            y = attention(q, k, v, **masks)  # (B, H, T, hd)
+        return self.out(y.transpose(1, 2).reshape(batch, length, d_model)), probabilities
 
 
 class FeedForward(nn.Module):
@@ -144,10 +144,14 @@ class TransformerBlock(nn.Module):
         self.ffn = FeedForward(config)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, rotary, key_padding_mask, cond=None, layer_cache=None, attn_mask=None) -> torch.Tensor:
-        x = x + self.dropout(self.attn(self.attn_norm(x, cond), rotary, key_padding_mask, layer_cache, attn_mask))
+    def forward(self, x, rotary, key_padding_mask, cond=None, layer_cache=None, attn_mask=None,
+                with_probabilities: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, T, D) -> (B, T, D), and the attention probabilities when asked (else None)."""
+        y, probabilities = self.attn(self.attn_norm(x, cond), rotary, key_padding_mask, layer_cache, attn_mask,
+                                     with_probabilities)
+        x = x + self.dropout(y)
         x = x + self.dropout(self.ffn(self.ffn_norm(x, cond)))
-        return x
+        return x, probabilities
 
 
 class Transformer(nn.Module):
@@ -191,6 +195,23 @@ class Transformer(nn.Module):
         Returns:
             (B, T, D) hidden states after the final norm.
         """
+        return self.forward_with_attention(x, positions, padding_mask, cond, cache, attn_mask)[0]
+
+    def forward_with_attention(
+        self,
+        x: torch.Tensor,
+        positions: torch.Tensor,
+        padding_mask: torch.Tensor | None = None,
+        cond: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        attn_mask: torch.Tensor | None = None,
+        layers: tuple[int, ...] = (),
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """`forward`, also returning the attention probabilities (B, H, T, T_keys) of the given layers
+        (in that order; written-out attention there, e.g. for an alignment loss)."""
+        for layer in layers:
+            if not 0 <= layer < len(self.blocks):
+                raise ValueError(f"attention of layer {layer} asked, but the stack has {len(self.blocks)} layers")
         if cache is not None:
             if padding_mask is None:
                 padding_mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
@@ -198,7 +219,8 @@ class Transformer(nn.Module):
         else:
             key_padding_mask = padding_mask
         rotary = self.rotary(positions)
+        probabilities = {}
         for index, block in enumerate(self.blocks):
             layer_cache = None if cache is None else cache.layers[index]
-            x = block(x, rotary, key_padding_mask, cond, layer_cache, attn_mask)
-        return self.final_norm(x, cond)
+            x, probabilities[index] = block(x, rotary, key_padding_mask, cond, layer_cache, attn_mask, index in layers)
+        return self.final_norm(x, cond), [probabilities[layer] for layer in layers]

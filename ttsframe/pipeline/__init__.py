@@ -3,7 +3,10 @@
 A stage module defines `OUTPUT_DIR` (its folder under exp_dir; None: the stage's name),
 `DEPENDS_ON` (the config groups whose change makes a finished stage stale) and
 `run(cfg, ctx) -> dict` (a summary; `pending: True` in it means the work was submitted as a job,
-which marks the stage done itself). `LAUNCHES_JOBS = True` lets a stage run after a pending one.
+which marks the stage done itself). For `launcher=slurm` (`ttsframe.pipeline.chain`) it may say
+which folders of other stages it reads, `READS` or `reads(cfg, ctx)` (its job waits for theirs),
+and `LAUNCHES_JOBS = True` where `run` submits its own job(s) (train: multi-task; tokenize: an
+array); the runner submits the others as one-task jobs.
 """
 
 from __future__ import annotations

@@ -36,12 +36,18 @@ from tqdm import tqdm
 from ttsframe.data.audio import load_audio, resample, save_audio
 from ttsframe.errors import UserError
 from ttsframe.eval.scorers import EVAL_RATE, SYSTEMS, Scorers
+from ttsframe.pipeline import synthesize
 from ttsframe.pipeline.synthesize import load_synthesizer, model_options, parts_rtf, stage_family, stage_options
 from ttsframe.utils.atomic import read_jsonl, write_json, write_jsonl
 
 OUTPUT_DIR = "eval"
 DEPENDS_ON = ("data", "codec", "text", "model", "trainer", "vocoder", "eval")
 CHUNK = 32  # items scored between two saves of scores.jsonl
+
+
+def reads(cfg: DictConfig, ctx) -> tuple[str, ...]:
+    """What the synthesize stage reads (the models for the resynthesis), and its output."""
+    return (*synthesize.reads(cfg, ctx), synthesize.OUTPUT_DIR)
 
 
 def run(cfg: DictConfig, ctx) -> dict:

@@ -21,6 +21,7 @@ from ttsframe.utils.atomic import write_json, write_jsonl
 
 OUTPUT_DIR = "data"
 DEPENDS_ON = ("data",)
+READS = ()  # folders of other stages it reads (none: the corpus)
 
 
 def run(cfg: DictConfig, ctx) -> dict:

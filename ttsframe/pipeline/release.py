@@ -14,11 +14,18 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from ttsframe.pipeline import synthesize
 from ttsframe.pipeline.synthesize import load_synthesizer, model_options, stage_family, stage_options
 from ttsframe.release import write_release
 
 OUTPUT_DIR = "release"
 DEPENDS_ON = ("data", "codec", "text", "model", "trainer", "vocoder")
+EVAL_DIR = "eval"  # the evaluate stage's output (its metrics go in the model card)
+
+
+def reads(cfg: DictConfig, ctx) -> tuple[str, ...]:
+    """What the synthesize stage reads (the models), and the evaluation's metrics (for the model card)."""
+    return (*synthesize.reads(cfg, ctx), EVAL_DIR)
 
 
 def run(cfg: DictConfig, ctx) -> dict:
@@ -43,7 +50,7 @@ def card_info(cfg: DictConfig, exp_dir: Path, checkpoints: dict[str, Path]) -> d
         "data": _read(exp_dir / "data" / "summary.json"),
         "training": {s: summary for s in stages if (summary := _read(exp_dir / s / "summary.json"))},
         "eval": {p.parent.name: {k: v for k, v in _read(p).items() if k != "items"}
-                 for p in sorted((exp_dir / "eval").glob("*/metrics.json"))},
+                 for p in sorted((exp_dir / EVAL_DIR).glob("*/metrics.json"))},
         "checkpoints": {s: str(path.relative_to(exp_dir)) for s, path in checkpoints.items()},
     }
 

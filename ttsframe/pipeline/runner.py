@@ -1,4 +1,8 @@
-"""Runs a recipe's stages N..M: idempotent, with completion markers on disk (icefall-style)."""
+"""Runs a recipe's stages N..M: idempotent, with completion markers on disk (icefall-style).
+
+With `launcher=slurm` each stage is submitted as a SLURM job instead, after the jobs of the
+stages it reads (`ttsframe.pipeline.chain`); a job marks its stage done when it finishes.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ttsframe.errors import UserError
 from ttsframe.pipeline import stage_module
+from ttsframe.training import slurm
 from ttsframe.utils.atomic import write_json, write_text
 
 
@@ -23,6 +28,7 @@ class StageContext:
     out_dir: Path
     force: bool = False
     options: dict = field(default_factory=dict)
+    after: list[str] = field(default_factory=list)  # launcher=slurm: job ids the stage's job waits for
 
 
 def fingerprint(cfg: DictConfig, groups: tuple[str, ...], stage: dict) -> str:
@@ -39,30 +45,42 @@ def marker_path(exp_dir: Path, index: int, name: str) -> Path:
 
 
 def run_recipe(cfg: DictConfig, start: int = 0, stop: int | None = None, force: bool = False) -> list[dict]:
-    """Runs stages start..stop (inclusive); returns one summary per stage run or skipped."""
+    """Runs stages start..stop (inclusive), or submits them (`launcher=slurm`); returns one summary
+    per stage run, submitted or skipped."""
     stages = OmegaConf.to_container(cfg.stages, resolve=True)
     last = len(stages) - 1
     stop = last if stop is None else min(stop, last)
     if not 0 <= start <= last:
         raise UserError(f"--stage {start}: recipe {cfg.recipe} has stages 0..{last} ({describe_stages(stages)})")
+    if slurm.launcher_name(cfg) == "slurm":
+        from ttsframe.pipeline.chain import submit_chain
+
+        return submit_chain(cfg, stages, start, stop, force)
     exp_dir = Path(cfg.exp_dir)
-    summaries = []
-    for index in range(start, stop + 1):
-        stage = stages[index]
-        pending = [s["name"] for s in summaries if s.get("pending")]
-        if pending and not getattr(stage_module(stage["kind"]), "LAUNCHES_JOBS", False):
-            print(f"stage {index} {stage['name']}: waits for the job(s) of {', '.join(pending)}; "
-                  f"run it with --stage {index} once they finish")
-            break
-        summaries.append(run_stage(cfg, index, stage, exp_dir, force))
-    return summaries
+    return [run_stage(cfg, index, stages[index], exp_dir, force) for index in range(start, stop + 1)]
 
 
-def run_stage(cfg: DictConfig, index: int, stage: dict, exp_dir: Path, force: bool) -> dict:
+def stage_dir(exp_dir: Path, stage: dict) -> Path:
+    """The stage's output folder: its module's OUTPUT_DIR, or (None) one named after the stage."""
+    return Path(exp_dir) / (stage_module(stage["kind"]).OUTPUT_DIR or stage["name"])
+
+
+def done_summary(cfg: DictConfig, index: int, stage: dict, exp_dir: Path) -> dict | None:
+    """The marker of a stage done with this config (same fingerprint), else None."""
+    marker = marker_path(exp_dir, index, stage["name"])
+    if not marker.is_file():
+        return None
+    done = json.loads(marker.read_text())
+    return done if done.get("fingerprint") == fingerprint(cfg, stage_module(stage["kind"]).DEPENDS_ON, stage) else None
+
+
+def run_stage(cfg: DictConfig, index: int, stage: dict, exp_dir: Path, force: bool,
+              after: list[str] | tuple[str, ...] = ()) -> dict:
+    """Runs one stage here, or with `launcher=slurm` submits it (after the jobs `after`): the
+    stage's module submits its own jobs where it says `LAUNCHES_JOBS`, the others are one-task jobs."""
     module = stage_module(stage["kind"])
     name = stage["name"]
-    out_dir = exp_dir / (module.OUTPUT_DIR or name)  # OUTPUT_DIR None: one folder per stage, named after it
-    ctx = StageContext(index, name, exp_dir, out_dir, force, stage.get("options", {}))
+    ctx = StageContext(index, name, exp_dir, stage_dir(exp_dir, stage), force, stage.get("options", {}), list(after))
     stamp = fingerprint(cfg, module.DEPENDS_ON, stage)
     marker = marker_path(exp_dir, index, name)
     if marker.is_file() and not force:
@@ -76,10 +94,13 @@ def run_stage(cfg: DictConfig, index: int, stage: dict, exp_dir: Path, force: bo
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     write_text(ctx.out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     began = time.time()
-    summary = module.run(cfg, ctx) or {}
+    if slurm.launcher_name(cfg) == "slurm" and not getattr(module, "LAUNCHES_JOBS", False):
+        summary = slurm.launch(cfg, index, name, ctx.out_dir, ctx.after, slurm.one_task(cfg))
+    else:
+        summary = module.run(cfg, ctx) or {}
     seconds = round(time.time() - began, 2)
-    if summary.get("pending"):  # submitted as a job, which marks the stage done when it finishes
-        print(f"stage {index} {name}: launched")
+    if summary.get("pending"):  # submitted as a job (or one task of one), which marks the stage done when it finishes
+        print(f"stage {index} {name}: {summary.get('note', 'launched')}")
         return {"stage": index, "name": name, **summary}
     write_json(marker, {"fingerprint": stamp, "seconds": seconds, "summary": summary})
     print(f"stage {index} {name}: done in {seconds:.1f} s")

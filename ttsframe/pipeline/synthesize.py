@@ -89,6 +89,18 @@ def _shared_options_family(cfg: DictConfig, ctx, named: list[str]) -> list[str]:
     return defaults or named
 
 
+def reads(cfg: DictConfig, ctx) -> tuple[str, ...]:
+    """The folders under exp_dir a stage that loads the trained models reads: the manifests, the
+    shards, the family's train stages (its options, or their defaults) and its vocoder stage."""
+    cls = stage_family(cfg, ctx)
+    options = {**model_options(cls), **ctx.options}
+    folders = ["data", SHARD_DIR, *(options[k] for k in cls.CHECKPOINT_STAGES)]
+    if cls.USES_VOCODER:  # the vocoder stage: named, else the recipe's train_vocoder stage (see stage_vocoder)
+        folders += [options.get("vocoder_stage") or next((s.name for s in cfg.get("stages") or []
+                                                          if s.kind == "train_vocoder"), None)]
+    return tuple(f for f in folders if f)
+
+
 def model_options(cls: type) -> dict:
     """The options (with defaults) of a stage that loads the trained models of `cls`'s family."""
     vocoder = {"vocoder_stage": None} if cls.USES_VOCODER else {}

@@ -7,6 +7,12 @@ codec needs fitting (`codec.safetensors`), per split `<split>-%06d.tar`, a plan
 (`<split>.plan.json`: which utterances go in which shard) and `<split>.index.json`. A shard is
 written to a temporary name and renamed, and its `.done.json` sidecar is written after it,
 so a killed run resumes from the first unfinished shard with no duplicates and no holes.
+
+With `launcher=slurm launcher.array=N` the stage is three jobs (`slurm.launch_array`): a plan job
+(vocabulary, codec fit, plans), an N-task array whose task k writes shards k, k+N, ... of each
+split, and a final job (a plain run of the stage: every shard is there, so it writes the indexes
+and marks the stage done). A task killed midway leaves its finished shards; the next run writes
+only the missing ones.
 """
 
 from __future__ import annotations
@@ -27,14 +33,23 @@ from ttsframe.pipeline.encode import encode_shard, fit_codec
 from ttsframe.pipeline.extras import build_extras
 from ttsframe.text import SPECIALS, Vocabulary, build_frontend
 from ttsframe.text.inventory import coverage
+from ttsframe.tokenizers.build import TRAIN_STAGE_DIR
+from ttsframe.training import slurm
 from ttsframe.utils.atomic import write_json
 
 OUTPUT_DIR = "shards"
 DEPENDS_ON = ("data", "codec", "text", "tokenizer")  # `tokenizer` only where the recipe has one
 SHARD_SIZE = 1000  # utterances per shard (a few hundred MB of codes at most)
+READS = ("data", TRAIN_STAGE_DIR)  # the manifests; a speech tokenizer trained by the recipe
+LAUNCHES_JOBS = True  # launcher=slurm: one job, or with launcher.array=N a job array (see above)
 
 
 def run(cfg: DictConfig, ctx) -> dict:
+    if slurm.launcher_name(cfg) == "slurm":
+        if int(cfg.launcher.array) > 1:
+            return slurm.launch_array(cfg, ctx.index, ctx.name, ctx.out_dir, int(cfg.launcher.array), ctx.after)
+        return slurm.launch(cfg, ctx.index, ctx.name, ctx.out_dir, ctx.after, slurm.one_task(cfg))
+    part = slurm.array_task(cfg)  # None: the whole stage; PLAN: up to the plans; (k, N): shards k, k+N, ...
     data_dir = ctx.exp_dir / "data"
     manifests = load_manifests(data_dir)
     frontend = build_frontend(OmegaConf.to_object(cfg.text))
@@ -52,8 +67,14 @@ def run(cfg: DictConfig, ctx) -> dict:
         unknown = sum(1 for seq in ids.values() for i in seq if i == vocab.unk_id)
         if unknown:
             print(f"tokenize: {split}: {unknown} symbols not in the train vocabulary mapped to <unk>")
-        shards = write_split(split, manifests[split], symbols[split], ids, codec, vocab, shard_size, cfg, ctx.out_dir,
-                             extras)
+        plan = write_plan(split, manifests[split], symbols[split], codec, vocab, shard_size, cfg, ctx.out_dir, extras,
+                          check_only=isinstance(part, tuple))
+        if part == slurm.PLAN:
+            continue
+        shards = write_split(split, plan, manifests[split], symbols[split], ids, codec, cfg, ctx.out_dir, extras, part)
+        if part is not None:
+            totals[split] = {"shards": len(shards)}  # of this task
+            continue
         index = write_index(
             ctx.out_dir, split, shards,
             feature="codes" if codec.n_codebooks > 0 else "mel",
@@ -64,6 +85,9 @@ def run(cfg: DictConfig, ctx) -> dict:
         )
         totals[split] = {"samples": index["samples"], "frames": index["frames"], "shards": len(shards)}
         print(f"tokenize: {split}: {index['samples']} utterances, {index['frames']} frames, {len(shards)} shards")
+    if part is not None:  # a job of the array: the final job writes the indexes and marks the stage done
+        which = "the plans" if part == slurm.PLAN else f"task {part[0]} of {part[1]}"
+        return {"pending": True, "note": f"{which} written; the array's final job marks the stage done", **totals}
     return totals
 
 
@@ -116,23 +140,40 @@ def plan_split(split: str, utterances: list[Utterance], shard_size: int, seed: i
     return [ids[i:i + shard_size] for i in range(0, len(ids), shard_size)]
 
 
-def write_split(split, utterances, symbols, token_ids, codec, vocab, shard_size, cfg, out_dir: Path,
-                extras: tuple = ()) -> list[ShardInfo]:
-    """Writes the split's shards that are not written yet; returns every shard's counts in order."""
+def write_plan(split, utterances, symbols, codec, vocab, shard_size, cfg, out_dir: Path, extras: tuple = (),
+               check_only: bool = False) -> list[list[str]]:
+    """`<split>.plan.json` (utterance ids per shard, and a fingerprint of what the shards are made
+    from); the shards of an earlier plan with another fingerprint are deleted. `check_only` (an
+    array task) fails instead of writing: the plan job writes the plans."""
     plan = plan_split(split, utterances, shard_size, cfg.seed)
     plan_file = out_dir / f"{split}.plan.json"
     inputs = [plan, codec.describe(), vocab.symbols, [symbols[i] for ids in plan for i in ids],
               [extra.key for extra in extras]]
     stamp = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    if plan_file.is_file() and json.loads(plan_file.read_text()).get("fingerprint") != stamp:
+    written = json.loads(plan_file.read_text()).get("fingerprint") if plan_file.is_file() else None
+    if check_only:
+        if written != stamp:
+            raise UserError(f"{plan_file}: {'missing' if written is None else 'made from other inputs'}; "
+                            "the array's plan job writes it (run the stage with launcher=slurm again)")
+        return plan
+    if written is not None and written != stamp:
         print(f"tokenize: {split}: inputs changed since the last run; rewriting its shards")
         for old in out_dir.glob(f"{split}-*"):
             old.unlink()
     write_json(plan_file, {"fingerprint": stamp, "shards": plan})
+    return plan
+
+
+def write_split(split, plan, utterances, symbols, token_ids, codec, cfg, out_dir: Path, extras: tuple = (),
+                part: tuple[int, int] | None = None) -> list[ShardInfo]:
+    """Writes the split's shards of `plan` that are not written yet; returns every shard's counts
+    in order. `part` (k, N): only shards k, k+N, ... (an array task; it returns those)."""
     by_id = {u.id: u for u in utterances}
     shards = []
-    progress = tqdm(total=len(utterances), desc=f"tokenize {split}", unit="utt", mininterval=1.0)
-    for number, ids in enumerate(plan):
+    numbers = range(len(plan)) if part is None else range(part[0], len(plan), part[1])
+    progress = tqdm(total=sum(len(plan[n]) for n in numbers), desc=f"tokenize {split}", unit="utt", mininterval=1.0)
+    for number in numbers:
+        ids = plan[number]
         path = out_dir / shard_name(split, number)
         done = path.with_suffix(".done.json")
         if path.is_file() and done.is_file():
@@ -144,7 +185,8 @@ def write_split(split, utterances, symbols, token_ids, codec, vocab, shard_size,
                                        on_batch=progress.update, extras=extras))
             write_json(done, shards[-1].__dict__)
     progress.close()
-    for stale in out_dir.glob(f"{split}-*.tar"):
-        if not any(stale.name == s.file for s in shards):
-            stale.unlink()
+    if part is None:
+        for stale in out_dir.glob(f"{split}-*.tar"):
+            if not any(stale.name == s.file for s in shards):
+                stale.unlink()
     return shards

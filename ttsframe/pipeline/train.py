@@ -25,7 +25,7 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 
 from ttsframe.codecs import build_codec
-from ttsframe.config.training import SCHEDULES
+from ttsframe.config.training import ARCHITECTURE_FIELDS, SCHEDULES
 from ttsframe.data.datamodule import ShardDataModule
 from ttsframe.errors import ConfigError, UserError
 from ttsframe.models.registry import all_tasks
@@ -40,8 +40,9 @@ from ttsframe.training.trainer import ACCELERATORS, STRATEGIES, build_trainer, w
 
 OUTPUT_DIR = None  # one folder per train stage, named after it
 DEPENDS_ON = ("data", "codec", "text", "model", "trainer")
-LAUNCHES_JOBS = True  # several train stages may be submitted one after another
+LAUNCHES_JOBS = True  # launcher=slurm: run() submits the stage as a multi-task job
 SHARD_DIR = "shards"  # the tokenize stage's output
+READS = (SHARD_DIR,)
 OPTIONS = ("task",)
 LAUNCHERS = ("local", "slurm")
 _LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")  # set by Lightning's DDP launch
@@ -100,7 +101,7 @@ def run(cfg: DictConfig, ctx) -> dict:
     if ctx.force and (old := set_aside(ctx.out_dir)):
         print(f"train: --force: earlier checkpoints moved to {old}; starting from scratch")
     if launcher_name(cfg) == "slurm":
-        return slurm.launch(cfg, ctx.index, ctx.name, ctx.out_dir)
+        return slurm.launch(cfg, ctx.index, ctx.name, ctx.out_dir, ctx.after)
     return train(cfg, ctx, task)
 
 
@@ -119,9 +120,7 @@ def build_data(cfg: DictConfig, shard_dir: Path, seed: int, feature: str = "code
 
 def build_task(cfg: DictConfig, task: type, data: ShardDataModule, seed: int) -> L.LightningModule:
     m = cfg.model
-    sizes = ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout", "reduction_factor", "input_noise", "patch_size",
-             "history")
-    overrides = {k: m[k] for k in sizes if m[k] is not None}
+    overrides = {k: m[k] for k in ARCHITECTURE_FIELDS if m[k] is not None}
     if "index" in inspect.signature(task.build_model_config).parameters:  # tasks that read more of the shards
         overrides["index"] = data.index
     try:
@@ -207,4 +206,5 @@ def train(cfg: DictConfig, ctx, task: type) -> dict:
     with workers_run_this_stage(cfg, ctx), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")  # resuming
         trainer.fit(module, datamodule=ResumableData(data, position), ckpt_path=checkpoint)
+        trainer.strategy.barrier("summary.json")  # rank 0 writes it at the end of fit; the other ranks read it
     return json.loads(summary_path.read_text())

@@ -30,6 +30,7 @@ from ttsframe.tokenizers.build import TRAIN_STAGE_DIR, is_trained_here
 
 OUTPUT_DIR = TRAIN_STAGE_DIR
 DEPENDS_ON = ("data", "text", "tokenizer")
+READS = ("data",)  # the manifests
 MAX_DEV_UTTERANCES = 120  # dev utterances scored at each log step
 
 

@@ -58,6 +58,7 @@ OUTPUT_DIR = None  # one folder per stage, named after it
 DEPENDS_ON = ("data", "codec", "vocoder", "trainer")
 LAUNCHES_JOBS = True
 MANIFEST_DIR = "data"  # the prepare stage's output
+READS = (MANIFEST_DIR,)
 GENERATOR_FILE = "generator.safetensors"
 STEPS_PER_ITERATION = 2  # Lightning's global_step counts the D and the G optimizer steps
 
@@ -79,13 +80,12 @@ def run(cfg: DictConfig, ctx) -> dict:
     v = cfg.vocoder
     check_config(v)
     mel = stage_mel_config(cfg)
-    if v.name == "griffin_lim" or v.checkpoint is not None or v.max_steps == 0:
-        return pretrained(cfg, ctx, mel)
-    if ctx.force and (old := set_aside(ctx.out_dir)):
+    trains = not (v.name == "griffin_lim" or v.checkpoint is not None or v.max_steps == 0)
+    if ctx.force and trains and (old := set_aside(ctx.out_dir)):
         print(f"train_vocoder: --force: earlier checkpoints moved to {old}; starting from scratch")
-    if launcher_name(cfg) == "slurm":
-        return slurm.launch(cfg, ctx.index, ctx.name, ctx.out_dir)
-    return train(cfg, ctx, mel)
+    if launcher_name(cfg) == "slurm":  # a job; one task when it trains nothing (the data may not be there yet)
+        return slurm.launch(cfg, ctx.index, ctx.name, ctx.out_dir, ctx.after, None if trains else slurm.one_task(cfg))
+    return train(cfg, ctx, mel) if trains else pretrained(cfg, ctx, mel)
 
 
 # ---- no training: validate (and export) a finished vocoder -----------------------------------------

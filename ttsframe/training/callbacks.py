@@ -23,9 +23,13 @@ class LastCheckpoint(ModelCheckpoint):
         super().__init__(dirpath=dirpath, save_top_k=0, save_last=True, every_n_train_steps=every_n_train_steps,
                          enable_version_counter=False)
 
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def save_now(self, trainer: L.Trainer) -> None:
+        """`last.ckpt` now (call it at a step boundary), as a periodic save writes it."""
         if not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.save_now(trainer)
 
 
 class TrainSummary(L.Callback):

@@ -10,12 +10,15 @@ not restore is where the data stream was and the random state, so:
 * Randomness. Before every training batch `DataPosition` re-seeds torch from (seed, rank, batch
   number), so dropout and any other draw depends on where the run is, not on its history.
 
-Checkpoints are taken at optimizer-step boundaries (see `ttsframe.training.trainer`), so the
-batch count is always a whole number of steps.
+Checkpoints are taken at optimizer-step boundaries (see `ttsframe.training.trainer`; a SLURM
+preemption too, `ttsframe.training.preemption`), so the batch count is always a whole number of
+steps. Lightning's signal-time `hpc_ckpt_*.ckpt` (earlier versions wrote them) may be mid-step:
+they are never resumed from.
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -100,10 +103,19 @@ class ResumableData(L.LightningDataModule):
 
 
 def find_resume_checkpoint(stage_dir: Path) -> Path | None:
-    """The newest of `checkpoints/last.ckpt` and Lightning's SLURM `hpc_ckpt_*.ckpt`, or None."""
-    candidates = [p for p in [Path(stage_dir) / "checkpoints" / "last.ckpt", *Path(stage_dir).glob("hpc_ckpt_*.ckpt")]
-                  if p.is_file()]
-    return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
+    """`checkpoints/last.ckpt`, or None. Lightning's `hpc_ckpt_*.ckpt` in the stage folder, which
+    it would resume from by itself, are moved into `hpc_checkpoints/` (see the module docstring)."""
+    stage_dir = Path(stage_dir)
+    hpc = sorted(stage_dir.glob("hpc_ckpt_*.ckpt"))
+    if hpc:
+        aside = stage_dir / "hpc_checkpoints"
+        aside.mkdir(exist_ok=True)
+        for path in hpc:
+            with contextlib.suppress(FileNotFoundError):  # another rank moved it
+                path.rename(aside / path.name)
+        print(f"resume: moved {len(hpc)} hpc_ckpt file(s) (possibly taken mid-step) to {aside}; not resuming from them")
+    last = stage_dir / "checkpoints" / "last.ckpt"
+    return last if last.is_file() else None
 
 
 def read_checkpoint_meta(path: Path) -> dict:
@@ -118,7 +130,8 @@ def set_aside(stage_dir: Path) -> Path | None:
     wandb run); returns that folder."""
     stage_dir = Path(stage_dir)
     ckpt_dir = stage_dir / "checkpoints"
-    old = [*(ckpt_dir.iterdir() if ckpt_dir.is_dir() else []), *stage_dir.glob("hpc_ckpt_*.ckpt")]
+    old = [*(ckpt_dir.iterdir() if ckpt_dir.is_dir() else []), *stage_dir.glob("hpc_ckpt_*.ckpt"),
+           *stage_dir.glob("hpc_checkpoints/*.ckpt")]
     if not old:
         return None
     n = 1

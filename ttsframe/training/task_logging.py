@@ -30,10 +30,27 @@ def log_losses(task, metrics: dict[str, torch.Tensor], split: str, weight: int) 
     return options
 
 
+def other_text(tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Each row's text replaced by the next row's (cyclically) whose text differs: (B, L) phonemes,
+    (B,) lengths -> the same shapes; None when every row reads the same text."""
+    batch = len(lengths)
+    rows = [tuple(tokens[i, : int(lengths[i])].tolist()) for i in range(batch)]
+    partners = []
+    for i in range(batch):
+        later = ((i + shift) % batch for shift in range(1, batch))
+        partner = next((j for j in later if rows[j] != rows[i]), None)
+        if partner is None:
+            return None
+        partners.append(partner)
+    index = torch.tensor(partners, device=tokens.device)
+    return tokens[index], lengths[index]
+
+
 def log_text_reliance(task, batch: Batch, own: torch.Tensor,
                       loss_with_text: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], options: dict,
                       term: str = "loss") -> None:
-    """Logs `val/<term>_other_text` and `val/text_reliance` (other - own) for a batch of >= 2 rows.
+    """Logs `val/<term>_other_text` and `val/text_reliance` (other - own) for a batch of >= 2 rows,
+    unless all rows read the same text.
 
     Args:
         own: the batch's `term` with its own text.
@@ -41,8 +58,9 @@ def log_text_reliance(task, batch: Batch, own: torch.Tensor,
             (same audio, same random draws).
         options: the `log` options of the validation step.
     """
-    if len(batch) < 2:
+    replaced = other_text(batch.tokens, batch.token_lengths)
+    if replaced is None:
         return
-    other = loss_with_text(batch.tokens.roll(1, 0), batch.token_lengths.roll(1, 0)).detach()
+    other = loss_with_text(*replaced).detach()
     task.log(f"val/{term}_other_text", other, **options)
     task.log("val/text_reliance", other - own.detach(), **options)

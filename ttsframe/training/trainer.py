@@ -3,12 +3,14 @@
 Checkpoints of a train stage (`<stage dir>/checkpoints/`): `last.ckpt` every
 `checkpoint_every_n_steps` and at the end, `best.ckpt` at the lowest `val/loss`. Validation runs
 every `val_check_interval` optimizer steps, so every checkpoint falls on a step boundary (what
-exact resume needs, see `ttsframe.training.resume`).
+exact resume needs, see `ttsframe.training.resume`). Under SLURM a SIGUSR1 saves `last.ckpt` at the
+next step boundary and requeues the job (`ttsframe.training.preemption`).
 """
 
 from __future__ import annotations
 
 import inspect
+import os
 import signal
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,6 +24,7 @@ from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy, Strategy
 from torch.nn.parallel import DistributedDataParallel
 
 from ttsframe.training.callbacks import LastCheckpoint
+from ttsframe.training.preemption import RequeueOnSignal, install_handler
 
 STRATEGIES = ("auto", "ddp", "ddp_spawn", "fsdp")
 # No buffer broadcast in DDP's forward (a collective per validation batch would hang ranks that have
@@ -78,10 +81,16 @@ def build_strategy(tcfg: Any) -> Strategy | str:
 
 
 def build_plugins() -> list:
-    """Under a SLURM batch job: Lightning's SLURM environment, requeueing the job on SIGUSR1."""
-    if SLURMEnvironment.detect():
-        return [SLURMEnvironment(auto_requeue=True, requeue_signal=signal.SIGUSR1)]
-    return []
+    """Under a SLURM batch job: Lightning's SLURM environment (ranks from SLURM) without its
+    requeue handler; SIGUSR1 only sets the flag that `RequeueOnSignal` acts on at a step boundary.
+    Each task says in the job log where it runs (`slurm: task 1 of 2 on n2 (node 1), job 7, restart 0`)."""
+    if not SLURMEnvironment.detect():
+        return []
+    install_handler(signal.SIGUSR1)
+    env = os.environ
+    print(f"slurm: task {env.get('SLURM_PROCID')} of {env.get('SLURM_NTASKS')} on {env.get('SLURMD_NODENAME')} "
+          f"(node {env.get('SLURM_NODEID')}), job {env.get('SLURM_JOB_ID')}, restart {env.get('SLURM_RESTART_COUNT', 0)}")
+    return [SLURMEnvironment(auto_requeue=False)]
 
 
 def checkpoint_callbacks(stage_dir: Path, every_n_steps: int) -> list[ModelCheckpoint]:
@@ -105,13 +114,17 @@ def build_trainer(tcfg: Any, stage_dir: Path, logger: Logger | bool, callbacks: 
     accumulate = int(tcfg.accumulate_grad_batches)
     if uses_gpu(tcfg.accelerator):
         torch.set_float32_matmul_precision("high")  # TF32 for what runs outside bf16 autocast
+    plugins = build_plugins()
+    checkpoints = checkpoint_callbacks(stage_dir, int(tcfg.checkpoint_every_n_steps))
+    # after the given callbacks (the data position has counted the batch), before the checkpoint ones
+    preemption = [RequeueOnSignal(checkpoints[0].save_now)] if plugins else []
     return L.Trainer(
         accelerator=tcfg.accelerator,
         devices=tcfg.devices,
         num_nodes=tcfg.num_nodes,
         strategy=build_strategy(tcfg),
         precision=resolve_precision(tcfg.precision, tcfg.accelerator),
-        plugins=build_plugins(),
+        plugins=plugins,
         max_steps=tcfg.max_steps,
         val_check_interval=int(tcfg.val_check_interval) * accumulate,  # Lightning counts batches
         check_val_every_n_epoch=None,  # the train stream is one endless epoch
@@ -120,7 +133,7 @@ def build_trainer(tcfg: Any, stage_dir: Path, logger: Logger | bool, callbacks: 
         log_every_n_steps=tcfg.log_every_n_steps,
         gradient_clip_val=tcfg.gradient_clip_val,
         accumulate_grad_batches=accumulate,
-        callbacks=[*callbacks, *checkpoint_callbacks(stage_dir, int(tcfg.checkpoint_every_n_steps))],
+        callbacks=[*callbacks, *preemption, *checkpoints],
         logger=logger,
         default_root_dir=str(stage_dir),
         use_distributed_sampler=False,  # the data module splits its stream over ranks itself

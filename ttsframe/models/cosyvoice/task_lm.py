@@ -6,7 +6,7 @@ name>`; `hyper_parameters` holds `model_config` (`LMConfig` fields), `optim`, `s
 ("cosyvoice") and `task` ("cosyvoice_lm").
 
 Validation also scores text reliance, the known failure of small AR TTS models: the loss with
-each row's own text next to the loss with another row's text (the batch rolled by one).
+each row's own text next to the loss with another row's, different text (`task_logging.other_text`).
 `val/text_reliance` = other - own; near 0 means the LM ignores the text.
 """
 
@@ -22,6 +22,7 @@ from ttsframe.models.cosyvoice.lm import LMConfig, SpeechLM, lm_loss
 from ttsframe.models.cosyvoice.presets import check_shards_and_overrides, family_preset
 from ttsframe.training.optim import task_optimizer
 from ttsframe.training.resume import step_generator
+from ttsframe.training.task_logging import other_text
 
 FAMILY = "cosyvoice"
 LM_OVERRIDES = ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout")
@@ -82,8 +83,9 @@ class CosyVoiceLMTask(L.LightningModule):
         own = self.metrics(batch, batch_idx, "val")
         self.log("val/loss", own["loss"], prog_bar=True, **options)
         self.log("val/accuracy", own["accuracy"], **options)
-        if len(batch) > 1:  # text reliance: the same speech with the next row's text
-            other = self.metrics(batch, batch_idx, "val", batch.tokens.roll(1, 0), batch.token_lengths.roll(1, 0))
+        replaced = other_text(batch.tokens, batch.token_lengths)
+        if replaced is not None:  # text reliance: the same speech with another row's (different) text
+            other = self.metrics(batch, batch_idx, "val", *replaced)
             self.log("val/loss_other_text", other["loss"], **options)
             self.log("val/text_reliance", other["loss"] - own["loss"], **options)
 

@@ -1,7 +1,7 @@
 """DiTAR's diffusion: a variance-preserving cosine path, the v-prediction target, and the reverse-ODE
 sampler with temperature and classifier-free guidance.
 
-Path. With phi = pi t / 2, t in [0, 1] (t ~ U(0, 1) in training):
+Path. With phi = pi t / 2, t in [0, 1] (in training t ~ U(0, 1), or logit-normal: `training_times`):
 
     x_t = alpha_t x0 + sigma_t eps,    alpha_t = cos(phi),  sigma_t = sin(phi),  eps ~ N(0, I)
 
@@ -31,6 +31,20 @@ from typing import Callable
 import torch
 
 Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_t (R, ...), t (R,)) -> v (R, ...)
+
+
+def training_times(rows: int, generator: torch.Generator | None, device: torch.device,
+                   logit_mean: float | None = None) -> torch.Tensor:
+    """(rows,) diffusion times of a training step, drawn on the generator's device and moved to ``device``.
+
+    ``logit_mean`` None: t ~ U(0, 1). A number m: t = sigmoid(m + n), n ~ N(0, 1) (the logit-normal
+    of Esser et al., 2024); m > 0 spends more of training at high noise, where the denoiser must
+    take the patch from its condition (the LM's h_i: the text) rather than from the noisy patch.
+    """
+    source = generator.device if generator is not None else device
+    if logit_mean is None:
+        return torch.rand(rows, generator=generator, device=source).to(device)
+    return torch.sigmoid(logit_mean + torch.randn(rows, generator=generator, device=source)).to(device)
 
 
 def alpha_sigma(t: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,6 +8,11 @@ the new patch's encoding. A row ends after the patch whose stop probability pass
 (not before its minimum), or when it spends its frame budget (tied to its number of target
 phonemes); finished rows keep being fed until every row is done, their outputs discarded.
 
+With a phoneme pointer (`DiTARConfig.phoneme_pointer`) the prompt's patches are aligned to the
+prompt's phonemes by the model's aligner, the target starts at the first target phoneme, and after
+each patch the pointer moves on by the advance head's expected move (summed with its fraction,
+floored to a phoneme); a row also ends once the pointer passes its last phoneme.
+
 The acoustic prompt is cut to a whole number of patches (its last T mod P frames are dropped):
 training never feeds a partly padded patch as an input or as history. Only the target part
 comes back, as log-mel, in whole patches cut to the frame budget. `synthesize_mel` is the
@@ -130,6 +135,7 @@ def generate(
     options: DiTARSamplingOptions,
     max_frames: torch.Tensor | None = None,
     min_frames: torch.Tensor | None = None,
+    prompt_text_lengths: torch.Tensor | None = None,
 ) -> list[torch.Tensor]:
     """Generates patches until each row stops or spends its budget.
 
@@ -144,6 +150,8 @@ def generate(
         max_frames: (B,) frame budget per row; default ``options.max_frames(text_lengths)`` (pass
             the target phonemes' budget when the text includes the prompt's).
         min_frames: (B,) frames before a stop is allowed; default ``options.min_frames_for(text_lengths)``.
+        prompt_text_lengths: (B,) phonemes of ``text`` that the prompt speaks (default 0). A model with
+            a phoneme pointer aligns the prompt's patches to them and starts the target at the next one.
 
     Returns:
         B tensors (T_i, M): log-mel of the generated frames, target only.
@@ -158,7 +166,10 @@ def generate(
     with evaluating(model):
         prompt, n_prompt = _prompt_patches(model, prompt_mel.to(device), prompt_lengths.to(device))
         cache = model.lm.new_cache(max_length=int((text_lengths + n_prompt + 1).max()) + n_steps)
-        hidden = model.prefill(text, text_lengths, prompt, n_prompt, cache)  # (B, d)
+        pointer, pointers = _start_pointers(model, text, text_lengths, prompt_mel.to(device), prompt_lengths.to(device),
+                                            n_prompt, prompt_text_lengths)  # (B,), (B, G + 1) or None
+        hidden = model.prefill(text, text_lengths, prompt, n_prompt, cache, pointers)  # (B, d)
+        position = None if pointer is None else pointer.float()  # (B,) the pointer, with its fraction
         history, history_mask = last_patches(prompt, n_prompt, model.config.history)  # (B, K, P, D), (B, K)
         generated = prompt.new_zeros(batch, n_steps, *prompt.shape[2:])  # (B, steps, P, D)
         steps = max_steps.clone()  # rows that never stop keep their whole budget
@@ -175,10 +186,40 @@ def generate(
             if history.shape[1]:
                 history = torch.cat([history[:, 1:], patch[:, None]], dim=1)
                 history_mask = torch.cat([history_mask[:, 1:], torch.ones_like(history_mask[:, :1])], dim=1)
-            hidden = model.decode_step(patch, n_prompt + 1 + step, cache)
+            phonemes = None
+            if pointer is not None:  # the advance head moves the pointer on, never past the text
+                position = position + model.expected_advance(hidden)
+                pointer = torch.minimum(position.floor().long(), text_lengths - 1)
+                phonemes = text.gather(1, pointer[:, None])[:, 0]
+                past_the_text = (position >= text_lengths) & ~finished & (step + 1 >= min_steps)
+                steps = torch.where(past_the_text, step + 1, steps)
+                finished = finished | past_the_text
+                if bool(finished.all()):
+                    break
+            hidden = model.decode_step(patch, n_prompt + 1 + step, cache, phonemes)
         frames = patches_to_frames(generated[:, : int(steps.max())])  # (B, T, D)
         mels, lengths = model.to_mel(frames, torch.minimum(steps * patch_size, max_frames))
     return [row[:n].clone() for row, n in zip(mels.clone(), lengths.tolist())]
+
+
+def _start_pointers(model: DiTAR, text, text_lengths, prompt_mel, prompt_lengths, n_prompt, prompt_text_lengths):
+    """A phoneme pointer's start: (B,) the first target phoneme, and (B, G + 1) the pointers of the
+    prefill's inputs (the aligner's phoneme for each prompt patch, then the start); None, None for a
+    model without a pointer."""
+    if model.pointer_embedding is None:
+        return None, None
+    batch, device = text.shape[0], text.device
+    spoken = torch.zeros(batch, dtype=torch.long, device=device) if prompt_text_lengths is None else \
+        prompt_text_lengths.to(device).long()
+    start = torch.minimum(spoken, text_lengths - 1)  # (B,)
+    width = int(n_prompt.max()) if batch else 0
+    pointers = torch.zeros(batch, width + 1, dtype=torch.long, device=device)
+    if width:
+        frames, lengths = model.to_frames(prompt_mel, prompt_lengths)  # (B, T', D)
+        _, aligned = model.align(text, spoken.clamp(min=1), frames, lengths, width)  # (B, G)
+        pointers[:, :width] = torch.minimum(aligned, start[:, None])
+    pointers = pointers.scatter(1, n_prompt.long()[:, None], start[:, None])
+    return start, pointers
 
 
 def _prompt_patches(model: DiTAR, prompt_mel: torch.Tensor, prompt_lengths: torch.Tensor):
@@ -219,5 +260,6 @@ def synthesize_mel(
     text, text_lengths = pad_rows([torch.cat([p, t]).long() for p, t in zip(prompt_tokens, text_tokens)], 0)  # (B, L)
     prompt, prompt_lengths = pad_rows([m.float() for m in prompt_mels], 0.0)  # (B, Tp, M)
     targets = torch.tensor([len(t) for t in text_tokens])  # (B,) target phonemes
+    spoken = torch.tensor([len(p) for p in prompt_tokens])  # (B,) prompt phonemes
     return generate(model, text.to(device), text_lengths.to(device), prompt.to(device), prompt_lengths.to(device),
-                    options, options.max_frames(targets), options.min_frames_for(targets))
+                    options, options.max_frames(targets), options.min_frames_for(targets), spoken)

@@ -1,6 +1,6 @@
 """What DiTAR predicts in training, and its objective:
 
-    L = diffusion_weight * L_diff + stop_weight * L_stop
+    L = diffusion_weight * L_diff + stop_weight * L_stop [+ alignment_weight * L_align]
 
 * L_diff: squared error between LocDiT's v-prediction and the target v (see `diffusion.py`), at the
   noisy target patch's frames only (LocDiT's output holds nothing else) and at real frames only
@@ -10,6 +10,14 @@
 * L_stop: binary cross-entropy of the per-patch stop logit (1 on each row's last patch), with
   ``stop_pos_weight`` on the positives (one per utterance against tens of negatives, fewer than
   MELLE's per-frame steps as a patch holds P frames); a mean over real patches.
+
+* L_align (only when the model has ``alignment_heads``): the guided-attention loss of
+  `ttsframe.modules.guided_attention` on those heads' attention from the audio steps to the text,
+  against a diagonal of width ``alignment_sigma``, or (``alignment_target: aligner``) against the
+  aligner's phoneme of each patch, ``alignment_width`` phonemes wide; then the aligner's own
+  forward-sum loss is added too, times ``aligner_weight``.
+* L_advance (with a phoneme pointer): cross-entropy of the advance head against how many phonemes
+  (by the aligner) each next patch moved on, times ``advance_weight``; mean over real patches.
 
 Defaults: both weights 1 (the paper adds the stop loss without a stated weight, as we read it);
 stop_pos_weight = 20 is our choice.
@@ -21,6 +29,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from ttsframe.modules.guided_attention import aligned_prior, diagonal_loss, prior_loss
 
 
 @dataclass
@@ -34,6 +44,14 @@ class DiTARPrediction:
         stop_logits: (B, N) one per patch.
         stop_targets: (B, N) float, 1 at each row's last patch.
         patch_mask: (B, N) bool, True at real patches.
+        text_attention: (B, H', N, L) the guided heads' attention from the audio steps to the text,
+            or None (no guided heads).
+        text_lengths: (B,) real phonemes per row (with text_attention).
+        aligner_loss: the forward-sum loss of the model's aligner, or None (no aligner).
+        aligned_phonemes: (B, N) long, the phoneme each patch speaks by the aligner (the guided
+            heads' target), or None (their target is the diagonal).
+        advance: with a phoneme pointer, (logits (B, N - 1, A), moves (B, N - 1) long, mask (B, N - 1)):
+            the advance head of patches 0 .. N - 2 and how many phonemes the next patch moved on.
     """
 
     v_pred: torch.Tensor
@@ -42,6 +60,11 @@ class DiTARPrediction:
     stop_logits: torch.Tensor
     stop_targets: torch.Tensor
     patch_mask: torch.Tensor
+    text_attention: torch.Tensor | None = None
+    text_lengths: torch.Tensor | None = None
+    aligner_loss: torch.Tensor | None = None
+    aligned_phonemes: torch.Tensor | None = None
+    advance: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
 
 @dataclass
@@ -49,9 +72,18 @@ class DiTARLossConfig:
     diffusion_weight: float = 1.0
     stop_weight: float = 1.0
     stop_pos_weight: float = 20.0  # BCE weight of the single positive (last) patch
+    alignment_weight: float = 1.0  # of the guided-attention loss, where the model has guided heads
+    alignment_sigma: float = 0.2  # width of its diagonal, as a share of the utterance
+    alignment_width: float = 1.0  # or, with an aligner, of its prior around the aligned phoneme, in phonemes
+    aligner_weight: float = 1.0  # of the aligner's forward-sum loss
+    advance_weight: float = 1.0  # of the phoneme pointer's advance cross-entropy
 
     def __post_init__(self):
-        for name in ("diffusion_weight", "stop_weight"):
+        for name in ("alignment_sigma", "alignment_width"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("diffusion_weight", "stop_weight", "alignment_weight", "aligner_weight",
+                     "advance_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.stop_pos_weight <= 0:
@@ -75,8 +107,9 @@ def ditar_loss(prediction: DiTARPrediction, config: DiTARLossConfig | None = Non
     """Every term and the weighted total.
 
     Returns:
-        {"loss", "diffusion", "stop", "stop_accuracy"}: scalars; "loss" = diffusion_weight *
-        diffusion + stop_weight * stop. "stop_accuracy" (detached) is the share of real patches
+        {"loss", "diffusion", "stop", "stop_accuracy"} and, with guided heads, "alignment": scalars;
+        "loss" = diffusion_weight * diffusion + stop_weight * stop (+ alignment_weight * alignment).
+        "stop_accuracy" (detached) is the share of real patches
         whose stop decision (logit > 0) is right.
     """
     config = config or DiTARLossConfig()
@@ -84,7 +117,26 @@ def ditar_loss(prediction: DiTARPrediction, config: DiTARLossConfig | None = Non
     diffusion = diffusion_loss(p.v_pred.float(), p.v_target.float(), p.frame_mask)
     stop = stop_loss(p.stop_logits.float(), p.stop_targets.float(), p.patch_mask, config.stop_pos_weight)
     total = config.diffusion_weight * diffusion + config.stop_weight * stop
+    terms = {}
+    steps = p.patch_mask.sum(dim=1)
+    if p.text_attention is not None and p.aligned_phonemes is not None:
+        prior = aligned_prior(p.aligned_phonemes, p.text_attention.shape[-1], config.alignment_width)
+        terms["alignment"] = prior_loss(p.text_attention, prior, steps, p.text_lengths)
+    elif p.text_attention is not None:
+        terms["alignment"] = diagonal_loss(p.text_attention, steps, p.text_lengths, config.alignment_sigma)
+    if "alignment" in terms:
+        total = total + config.alignment_weight * terms["alignment"]
+    if p.aligner_loss is not None:
+        terms["aligner"] = p.aligner_loss
+        total = total + config.aligner_weight * p.aligner_loss
+    if p.advance is not None:
+        logits, moves, mask = p.advance
+        per_patch = F.cross_entropy(logits.float().transpose(1, 2), moves, reduction="none")  # (B, N - 1)
+        terms["advance"] = per_patch[mask].sum() / mask.sum().clamp(min=1)
+        total = total + config.advance_weight * terms["advance"]
+        with torch.no_grad():
+            terms["advance_accuracy"] = ((logits.argmax(-1) == moves) & mask).sum() / mask.sum().clamp(min=1)
     with torch.no_grad():
         right = ((p.stop_logits > 0) == (p.stop_targets > 0.5)) & p.patch_mask
         stop_accuracy = right.sum() / p.patch_mask.sum().clamp(min=1)
-    return {"loss": total, "diffusion": diffusion, "stop": stop, "stop_accuracy": stop_accuracy.float()}
+    return {"loss": total, "diffusion": diffusion, "stop": stop, "stop_accuracy": stop_accuracy.float(), **terms}

@@ -28,19 +28,21 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ttsframe.models.ditar.diffusion import add_noise, v_target
+from ttsframe.models.ditar.diffusion import add_noise, training_times, v_target
 from ttsframe.models.ditar.locdit import LocDiT
 from ttsframe.models.ditar.locenc import LocEnc
 from ttsframe.models.ditar.loss import DiTARPrediction
 from ttsframe.models.ditar.patches import (
     PATCH_SIZES, REPRESENTATIONS, build_representation, frames_to_patches, history_patches, patches_for,
 )
+from ttsframe.modules.aligner import AlignerConfig, ForwardSumAligner, monotonic_alignment
 from ttsframe.modules.kv_cache import KVCache
 from ttsframe.modules import mel_norm
 from ttsframe.modules.packing import PackedRows, lengths_to_mask, pack_segments, take_segment
 from ttsframe.modules.transformer import Transformer, TransformerConfig
 
 _STACKS = ("", "locenc_", "locdit_")  # field prefixes of the LM, LocEnc and LocDiT sizes
+ALIGNMENT_TARGETS = ("diagonal", "aligner")
 
 
 @dataclass
@@ -71,6 +73,21 @@ class DiTARConfig:
     # Dropout on the LM's patch inputs (LocEnc outputs) in training: Tacotron's pre-net trick, an
     # AR model that cannot lean on its audio past has to read the text (`val/text_reliance`).
     input_dropout: float = 0.0
+    # Guided attention (`ttsframe.modules.guided_attention`): the first ``alignment_heads`` heads of
+    # LM layer ``alignment_layer`` are trained to look at the text along the diagonal (0: off).
+    alignment_heads: int = 0
+    alignment_layer: int = 1
+    # Where those heads should look: "diagonal" (a linear prior) or "aligner" (the phoneme each patch
+    # speaks, from a forward-sum aligner trained alongside: `ttsframe.modules.aligner`).
+    alignment_target: str = "diagonal"
+    aligner_d_model: int = 128
+    # Phoneme pointer (VALL-E R's monotonic alignment, as we read it): each LM input also carries the
+    # embedding of the phoneme its patch speaks (the aligner's in training), and an advance head on
+    # h_i predicts how many phonemes patch i + 1 moves on (0 .. max_advance - 1); generation follows
+    # the head. Needs no guided heads; trains the aligner alongside.
+    phoneme_pointer: bool = False
+    max_advance: int = 4
+    time_logit_mean: float | None = None  # training's diffusion times: None uniform, else logit-normal (diffusion.py)
 
     def __post_init__(self):
         if self.representation not in REPRESENTATIONS:
@@ -88,6 +105,14 @@ class DiTARConfig:
                                  "with an even head size (rotary embeddings)")
         if self.time_dim % 2:
             raise ValueError(f"time_dim must be even, got {self.time_dim}")
+        if not 0 <= self.alignment_heads <= self.n_heads:
+            raise ValueError(f"alignment_heads must be in [0, n_heads={self.n_heads}], got {self.alignment_heads}")
+        if self.alignment_heads and not 0 <= self.alignment_layer < self.n_layers:
+            raise ValueError(f"alignment_layer must be in [0, n_layers={self.n_layers}), got {self.alignment_layer}")
+        if self.alignment_target not in ALIGNMENT_TARGETS:
+            raise ValueError(f"alignment_target must be one of {', '.join(ALIGNMENT_TARGETS)}, got {self.alignment_target!r}")
+        if self.max_advance < 2:
+            raise ValueError(f"max_advance must be >= 2, got {self.max_advance}")
         if self.history < 0:
             raise ValueError(f"history must be >= 0, got {self.history}")
         for name in ("dropout", "cfg_drop_prob", "input_dropout"):
@@ -125,6 +150,14 @@ class DiTAR(nn.Module):
         self.lm = Transformer(config.transformer_config())
         self.stop_head = nn.Linear(d_model, 1)
         self.locdit = LocDiT(frame_dim, d_model, config.transformer_config("locdit_"), config.time_dim)
+        self.aligner = None  # trained alongside, where guided heads look where it says or a pointer reads it
+        if config.phoneme_pointer or (config.alignment_heads and config.alignment_target == "aligner"):
+            self.aligner = ForwardSumAligner(AlignerConfig(config.vocab_size, frame_dim, config.aligner_d_model))
+        self.pointer_embedding = self.advance_head = None
+        if config.phoneme_pointer:
+            self.pointer_embedding = nn.Embedding(config.vocab_size, d_model)
+            nn.init.normal_(self.pointer_embedding.weight, std=0.02)
+            self.advance_head = nn.Linear(d_model, config.max_advance)
         mel_norm.register_mel_stats(self, config.n_mels)
 
     # -- normalisation and representation ---------------------------------------------------
@@ -174,11 +207,13 @@ class DiTAR(nn.Module):
         patches, frame_mask = frames_to_patches(frames, lengths, self.config.patch_size)  # (B, N, P, D), (B, N, P)
         n_patches = patches_for(lengths, self.config.patch_size)  # (B,)
         patch_mask = lengths_to_mask(n_patches, patches.shape[1])  # (B, N)
-        hidden = self.lm_hidden(text, text_lengths, patches, n_patches)  # (B, N, d)
+        aligner_loss, aligned = self.align(text, text_lengths, frames, lengths, patches.shape[1])  # (), (B, N)
+        pointers = aligned if self.config.phoneme_pointer else None
+        hidden, text_attention = self.lm_hidden(text, text_lengths, patches, n_patches, pointers)  # (B, N, d), (B, H', N, L)
 
         device = generator.device if generator is not None else mel.device
         rows = int(patch_mask.sum())
-        t = torch.rand(rows, generator=generator, device=device).to(mel.device)  # (R,)
+        t = training_times(rows, generator, mel.device, self.config.time_logit_mean)  # (R,)
         noise = torch.randn((rows,) + patches.shape[2:], generator=generator, device=device).to(mel.device)
         keep = torch.rand(rows, generator=generator, device=device).to(mel.device) >= self.config.cfg_drop_prob
         v_pred, v_true = self.local_prediction(hidden, patches, patch_mask, t, noise, keep if self.training else None)
@@ -186,21 +221,51 @@ class DiTAR(nn.Module):
         stop_targets = torch.zeros(patch_mask.shape, device=mel.device)
         stop_targets = stop_targets.scatter(1, (n_patches - 1).clamp(min=0)[:, None], 1.0)
         stop_logits = self.stop_logit(hidden)  # (B, N)
-        return DiTARPrediction(v_pred, v_true, frame_mask, stop_logits, stop_targets, patch_mask)
+        advance = None
+        if pointers is not None:  # patch i's head predicts the move to patch i + 1 (none after the last)
+            moves = (pointers[:, 1:] - pointers[:, :-1]).clamp(0, self.config.max_advance - 1)  # (B, N - 1)
+            advance = (self.advance_head(hidden[:, :-1]), moves, patch_mask[:, 1:])
+        return DiTARPrediction(v_pred, v_true, frame_mask, stop_logits, stop_targets, patch_mask,
+                               text_attention, text_lengths, aligner_loss, aligned, advance)
+
+    def align(self, text, text_lengths, frames, lengths, n_patches: int):
+        """With an aligner: its forward-sum loss and each patch's phoneme (that of its middle frame),
+        (B, N) long; else (None, None). frames (B, T', D) standardised, zeros past ``lengths``."""
+        if self.aligner is None:
+            return None, None
+        log_alignment = self.aligner.log_alignment(text, text_lengths, frames, lengths)  # (B, T', L)
+        loss = self.aligner.forward_sum_loss(log_alignment, text_lengths, lengths)
+        path = monotonic_alignment(log_alignment.detach(), text_lengths, lengths)  # (B, T')
+        size = self.config.patch_size
+        middle = (torch.arange(n_patches, device=path.device) * size + size // 2).clamp(max=path.shape[1] - 1)
+        return loss, path[:, middle]
 
     def lm_hidden(
-        self, text: torch.Tensor, text_lengths: torch.Tensor, patches: torch.Tensor, n_patches: torch.Tensor
-    ) -> torch.Tensor:
-        """Teacher-forced LM states: (B, N, d), where h_i (conditioning patch i) has read patches < i.
+        self, text: torch.Tensor, text_lengths: torch.Tensor, patches: torch.Tensor, n_patches: torch.Tensor,
+        pointers: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Teacher-forced LM states: (B, N, d), where h_i (conditioning patch i) has read patches < i;
+        and, with ``config.alignment_heads``, those heads' attention from the N audio steps to the
+        text, (B, H', N, L) (else None).
 
         Args:
             text: (B, L) phonemes; text_lengths: (B,).
             patches: (B, N, P, D) the target patches; n_patches: (B,) real ones per row (>= 1).
+            pointers: (B, N) the phoneme each patch speaks (with ``config.phoneme_pointer``).
         """
         # Input i is BOS (i = 0) or patch i - 1; the last patch is never an input.
-        packed = self._pack(text, text_lengths, patches[:, :-1], n_patches - 1, pad_left=False)
-        hidden = self.lm(packed.values, packed.positions, packed.padding_mask)  # (B, S_all, d)
-        return take_segment(hidden, packed.starts[:, 1], patches.shape[1])
+        packed = self._pack(text, text_lengths, patches[:, :-1], n_patches - 1, pad_left=False, pointers=pointers)
+        heads = self.config.alignment_heads
+        layers = (self.config.alignment_layer,) if heads else ()
+        hidden, attention = self.lm.forward_with_attention(
+            packed.values, packed.positions, packed.padding_mask, layers=layers)  # (B, S_all, d), [(B, H, S, S)]
+        audio_start, n_steps = packed.starts[:, 1], patches.shape[1]
+        text_attention = None
+        if heads:
+            # Text starts at column 0 (right padding); audio step i at column audio_start + i.
+            by_query = attention[0][:, :heads].permute(0, 2, 1, 3)  # (B, S, H', S)
+            text_attention = take_segment(by_query, audio_start, n_steps)[..., : text.shape[1]].transpose(1, 2)
+        return take_segment(hidden, audio_start, n_steps), text_attention
 
     def local_prediction(
         self,
@@ -244,6 +309,7 @@ class DiTAR(nn.Module):
         patches: torch.Tensor,
         n_patches: torch.Tensor,
         cache: KVCache | None = None,
+        pointers: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Runs [text ; BOS, patches] (rows left-padded) and returns each row's last hidden state.
 
@@ -252,22 +318,41 @@ class DiTAR(nn.Module):
             patches: (B, G, P, D) patches already known (the acoustic prompt); G may be 0.
             n_patches: (B,) real ones per row.
             cache: an empty cache from ``self.lm.new_cache`` (filled for `decode_step`), or None.
+            pointers: (B, G + 1) the phoneme of each input's patch (patches 0 .. G; the model's
+                ``phoneme_pointer`` needs them), indices into ``text``.
 
         Returns:
             (B, d) h of patch ``n_patches`` (counting from 0), whose input position is ``n_patches + 1``.
         """
-        packed = self._pack(text, text_lengths, patches, n_patches, pad_left=True)
+        packed = self._pack(text, text_lengths, patches, n_patches, pad_left=True, pointers=pointers)
         return self.lm(packed.values, packed.positions, packed.padding_mask, cache=cache)[:, -1]
 
-    def decode_step(self, patch: torch.Tensor, positions: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    def decode_step(self, patch: torch.Tensor, positions: torch.Tensor, cache: KVCache,
+                    phonemes: torch.Tensor | None = None) -> torch.Tensor:
         """Feeds one patch per row after `prefill`: (B, P, D) patch, (B,) its audio positions -> (B, d)
-        the hidden state of the next patch; the cache is extended in place."""
+        the hidden state of the next patch; the cache is extended in place. ``phonemes`` (B,): the
+        phoneme ids the next patch speaks (the model's ``phoneme_pointer`` needs them)."""
         x = self.input_dropout(self.locenc(patch[:, None]))  # (B, 1, d)
+        if self.pointer_embedding is not None:
+            x = x + self.pointer_embedding(phonemes)[:, None]
         return self.lm(x, positions[:, None], cache=cache)[:, -1]
 
-    def _pack(self, text, text_lengths, patches, n_patches, pad_left: bool) -> PackedRows:
-        """[text ; BOS, LocEnc(patches)] per row; audio lengths are n_patches + 1."""
+    def expected_advance(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(B, d) h_i -> (B,) float, how many phonemes patch i + 1 moves on, in expectation under the
+        advance head. Generation adds these up (a patch is shorter than most phonemes, so "stay" is the
+        likeliest move at nearly every step: following the argmax would never move on)."""
+        moves = torch.arange(self.config.max_advance, device=hidden.device, dtype=torch.float32)
+        return self.advance_head(hidden).float().softmax(dim=-1) @ moves
+
+    def _pack(self, text, text_lengths, patches, n_patches, pad_left: bool, pointers=None) -> PackedRows:
+        """[text ; BOS, LocEnc(patches)] per row; audio lengths are n_patches + 1. ``pointers``
+        (B, >= G + 1): the phoneme index of each input's patch, whose embedding is added."""
         embedded = self.text_embedding(text)  # (B, L, d)
         bos = self.bos.to(embedded.dtype).expand(text.shape[0], 1, -1)  # (B, 1, d)
         audio = torch.cat([bos, self.input_dropout(self.locenc(patches.to(embedded.dtype)))], dim=1)  # (B, G + 1, d)
+        if self.pointer_embedding is not None:
+            if pointers is None:
+                raise ValueError("this DiTAR has a phoneme pointer: pass the pointers of the patches")
+            phonemes = text.gather(1, pointers[:, : audio.shape[1]].clamp(0, text.shape[1] - 1))  # (B, G + 1)
+            audio = audio + self.pointer_embedding(phonemes).to(audio.dtype)
         return pack_segments([embedded, audio], [text_lengths, n_patches + 1], pad_left=pad_left)

@@ -33,7 +33,7 @@ from ttsframe.training.mel_stats import mel_statistics  # noqa: F401  (re-export
 from ttsframe.training.mel_stats import check_mel_data, fit_shard_mel_stats, start_mel_training
 from ttsframe.training.optim import task_optimizer
 from ttsframe.training.resume import step_generator
-from ttsframe.training.task_logging import log_losses
+from ttsframe.training.task_logging import log_losses, log_text_reliance
 
 FAMILY = "melle"
 ARCH_OVERRIDES = ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout", "reduction_factor")
@@ -98,22 +98,32 @@ class MelleTask(L.LightningModule):
     def noise_generator(self, split: str, batch_idx: int) -> torch.Generator:
         return step_generator(self, split, batch_idx)
 
-    def predict_mel(self, batch: Batch, split: str, batch_idx: int) -> MellePrediction:
+    def predict_mel(self, batch: Batch, split: str, batch_idx: int, text: torch.Tensor | None = None,
+                    text_lengths: torch.Tensor | None = None) -> MellePrediction:
+        """Teacher-forced prediction; `text` (B, L) / `text_lengths` (B,) replace the batch's phonemes.
+        The same (split, batch_idx) gives the same noise."""
         generator = self.noise_generator(split, batch_idx)
-        return self.model(batch.tokens, batch.token_lengths, batch.mel, batch.frame_lengths, generator=generator)
+        return self.model(batch.tokens if text is None else text,
+                          batch.token_lengths if text_lengths is None else text_lengths,
+                          batch.mel, batch.frame_lengths, generator=generator)
 
-    def step(self, batch: Batch, batch_idx: int, split: str) -> torch.Tensor:
+    def step(self, batch: Batch, batch_idx: int, split: str) -> tuple[dict[str, torch.Tensor], dict]:
+        """The loss terms of a batch, logged; returns them and the `log` options."""
         prediction = self.predict_mel(batch, split, batch_idx)
         metrics = melle_loss(prediction, self.loss_config)
         weight = 1 if split == "train" else max(int(prediction.frame_mask.sum()), 1)  # (no GPU sync in training)
-        log_losses(self, metrics, split, weight)
-        return metrics["loss"]
+        return metrics, log_losses(self, metrics, split, weight)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        return self.step(batch, batch_idx, "train")
+        return self.step(batch, batch_idx, "train")[0]["loss"]
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self.step(batch, batch_idx, "val")
+        metrics, options = self.step(batch, batch_idx, "val")
+
+        def regression_with(text: torch.Tensor, text_lengths: torch.Tensor) -> torch.Tensor:
+            return melle_loss(self.predict_mel(batch, "val", batch_idx, text, text_lengths), self.loss_config)["reg"]
+
+        log_text_reliance(self, batch, metrics["reg"], regression_with, options, term="reg")
 
     def sample_features(self, batch: Batch, max_items: int) -> list[tuple[str, torch.Tensor]]:
         """Audio samples of validation (see `ttsframe.training.audio_samples`)."""

@@ -23,6 +23,7 @@ from ttsframe.models.valle.presets import get_preset
 from ttsframe.models.valle.samples import ar_samples, nar_samples
 from ttsframe.training.optim import build_optimizer
 from ttsframe.training.resume import step_generator
+from ttsframe.training.task_logging import log_text_reliance
 
 FAMILY = "valle"
 ARCH_OVERRIDES = ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout", "input_noise")
@@ -39,9 +40,9 @@ def model_config(preset: str, vocab_size: int, n_codebooks: int, codebook_size: 
 
 
 def log_metrics(task: L.LightningModule, split: str, metrics: dict[str, torch.Tensor],
-                prediction: CodebookPrediction) -> None:
+                prediction: CodebookPrediction) -> dict:
     """Loss and accuracies: per step in training; in validation averaged over the predicted
-    positions of the whole pass and synced over ranks once, at its end."""
+    positions of the whole pass and synced over ranks once, at its end. Returns the `log` options."""
     train = split == "train"
     weight = 1 if train else max(int(prediction.mask.sum()), 1)  # (no GPU sync in training)
     options = dict(on_step=train, on_epoch=not train, batch_size=weight, sync_dist=not train)
@@ -49,6 +50,7 @@ def log_metrics(task: L.LightningModule, split: str, metrics: dict[str, torch.Te
     task.log_dict({f"{split}/{k}": v for k, v in metrics.items() if k != "loss"}, **options)
     if train:
         task.log("train/lr", task.optimizers().param_groups[0]["lr"], on_step=True, batch_size=1)
+    return options
 
 
 def init_task(task: L.LightningModule, name: str) -> ValleConfig:
@@ -86,14 +88,25 @@ class ValleARTask(L.LightningModule):
         super().__init__()
         self.model = ValleAR(init_task(self, self.TASK))
 
-    def predict_codes(self, batch: Batch) -> CodebookPrediction:
-        return self.model(batch.tokens, batch.token_lengths, batch.codes, batch.frame_lengths)
+    def predict_codes(self, batch: Batch, text: torch.Tensor | None = None,
+                      text_lengths: torch.Tensor | None = None) -> CodebookPrediction:
+        """Teacher-forced logits; `text` (B, L) / `text_lengths` (B,) replace the batch's phonemes."""
+        return self.model(batch.tokens if text is None else text,
+                          batch.token_lengths if text_lengths is None else text_lengths,
+                          batch.codes, batch.frame_lengths)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         return train_or_val_step(self, self.predict_codes(batch), "train")
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        train_or_val_step(self, self.predict_codes(batch), "val")
+        prediction = self.predict_codes(batch)
+        metrics = codebook_loss(prediction)
+        options = log_metrics(self, "val", metrics, prediction)
+
+        def loss_with(text: torch.Tensor, text_lengths: torch.Tensor) -> torch.Tensor:
+            return codebook_loss(self.predict_codes(batch, text, text_lengths))["loss"]
+
+        log_text_reliance(self, batch, metrics["loss"], loss_with, options)
 
     def sample_features(self, batch: Batch, max_items: int) -> list[tuple[str, torch.Tensor]]:
         """Audio samples of validation (see `ttsframe.training.audio_samples`)."""

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ttsframe.models.ditar.diffusion import (
-    add_noise, eps_from_v, guided, noise_step, sample, v_target, x0_from_v,
+    add_noise, eps_from_v, guided, noise_step, sample, training_times, v_target, x0_from_v,
 )
 
 
@@ -89,3 +89,11 @@ def test_guidance_formula():
     cond, uncond = torch.tensor([2.0]), torch.tensor([1.0])
     assert guided(cond, uncond, 0.0).item() == 2.0
     assert guided(cond, uncond, 1.0).item() == 3.0  # (1 + w) c - w u
+
+
+def test_training_times_uniform_or_logit_normal():
+    uniform = training_times(4000, torch.Generator().manual_seed(0), torch.device("cpu"))
+    torch.testing.assert_close(uniform, torch.rand(4000, generator=torch.Generator().manual_seed(0)))
+    noisy = training_times(4000, torch.Generator().manual_seed(0), torch.device("cpu"), logit_mean=1.0)
+    assert ((noisy > 0) & (noisy < 1)).all() and 0.68 < noisy.mean() < 0.75  # E[sigmoid(1 + N(0, 1))] ~ 0.70
+    assert abs(float(uniform.mean()) - 0.5) < 0.02

@@ -90,3 +90,20 @@ def test_guidance_changes_the_output():
 def test_options_validation_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         DiTARSamplingOptions(**{field: value})
+
+
+def test_a_pointer_model_generates_from_its_start_and_the_seed_fixes_it():
+    from ttsframe.models.ditar.generate import _start_pointers, synthesize_mel
+
+    net = model(phoneme_pointer=True).eval()
+    tokens, token_lengths, prompt, prompt_lengths = inputs(token_lengths=(5, 5), prompt_lengths=(9, 0))
+    start, pointers = _start_pointers(net, tokens, token_lengths, prompt, prompt_lengths,
+                                      torch.tensor([2, 0]), torch.tensor([2, 0]))
+    assert start.tolist() == [2, 0] and pointers.shape == (2, 3)
+    assert pointers[0, 2] == 2 and pointers[1, 0] == 0 and (pointers[0, :2] <= 2).all()
+    options = DiTARSamplingOptions(max_frames_per_token=3, nfe=2, seed=3)
+    texts, prompt_texts = [torch.tensor([1, 2, 3]), torch.tensor([4, 5])], [torch.tensor([6, 7]), torch.tensor([8])]
+    mels = [torch.randn(10, M) - 4, torch.randn(0, M)]
+    first = synthesize_mel(net, texts, prompt_texts, mels, options)
+    again = synthesize_mel(net, texts, prompt_texts, mels, options)
+    assert all(torch.equal(a, b) for a, b in zip(first, again)) and all(len(a) > 0 for a in first)

@@ -52,10 +52,10 @@ def test_lm_is_causal_over_patches():
     tokens, token_lengths, mel, frame_lengths = batch((24, 24, 20))
     patches, n = patches_of(net, mel, frame_lengths)  # 6, 6, 5 patches
     with torch.no_grad():
-        h = net.lm_hidden(tokens, token_lengths, patches, n)
+        h = net.lm_hidden(tokens, token_lengths, patches, n)[0]
         changed = patches.clone()
         changed[:, 2] += 3.0
-        h2 = net.lm_hidden(tokens, token_lengths, changed, n)
+        h2 = net.lm_hidden(tokens, token_lengths, changed, n)[0]
     torch.testing.assert_close(h[:, :3], h2[:, :3])  # h_i reads patches < i only
     assert (h[:, 3] - h2[:, 3]).abs().max() > 1e-3
 
@@ -85,7 +85,7 @@ def test_kv_cache_matches_the_teacher_forced_lm():
     patches, n = patches_of(net, mel, frame_lengths)  # 6, 5, 6
     n_prompt = torch.tensor([2, 1, 3])
     with torch.no_grad():
-        reference = net.lm_hidden(tokens, token_lengths, patches, n)  # (B, N, d)
+        reference = net.lm_hidden(tokens, token_lengths, patches, n)[0]  # (B, N, d)
         cache = net.lm.new_cache(max_length=64)
         hidden = net.prefill(tokens, token_lengths, patches[:, :3], n_prompt, cache)
         uncached = net.prefill(tokens, token_lengths, patches[:, :3], n_prompt)
@@ -135,10 +135,12 @@ def test_normalisation_round_trip_and_buffers():
 @pytest.mark.parametrize("field, value", [
     ("patch_size", 3), ("history", -1), ("cfg_drop_prob", 1.0), ("dropout", -0.1), ("representation", "vae"),
     ("n_layers", 0), ("locdit_d_model", 30), ("locenc_n_heads", 3), ("time_dim", 31), ("vocab_size", 0),
+    ("alignment_heads", 3), ("alignment_layer", 2),
 ])
 def test_config_validation_names_the_field(field, value):
+    changes = {"alignment_heads": 1} if field == "alignment_layer" else {}
     with pytest.raises(ValueError, match=field):
-        dataclasses.replace(ditar_tiny(VOCAB), **{field: value})
+        dataclasses.replace(ditar_tiny(VOCAB), **changes, **{field: value})
 
 
 def test_presets():
@@ -159,13 +161,84 @@ def test_input_dropout_acts_on_the_patch_inputs_in_training_only():
     patches, n = patches_of(net, mel, frame_lengths)
     with torch.no_grad():
         torch.manual_seed(1)
-        a = net.train().lm_hidden(tokens, token_lengths, patches, n)
+        a = net.train().lm_hidden(tokens, token_lengths, patches, n)[0]
         torch.manual_seed(2)
-        b = net.lm_hidden(tokens, token_lengths, patches, n)
+        b = net.lm_hidden(tokens, token_lengths, patches, n)[0]
         net.eval()
-        c, d = (net.lm_hidden(tokens, token_lengths, patches, n) for _ in range(2))
+        c, d = (net.lm_hidden(tokens, token_lengths, patches, n)[0] for _ in range(2))
     torch.testing.assert_close(a[:, 0], b[:, 0])  # h_0 reads text and BOS only: nothing dropped
     assert (a[:, 1:] - b[:, 1:]).abs().max() > 1e-3
     torch.testing.assert_close(c, d)
     with pytest.raises(ValueError, match="input_dropout"):
         model(input_dropout=1.0)
+
+
+def test_guided_heads_attention_covers_each_row_s_audio_steps_and_text():
+    tokens, token_lengths, mel, frame_lengths = batch()
+    assert model()(tokens, token_lengths, mel, frame_lengths, generator=torch.Generator()).text_attention is None
+    net = model(alignment_heads=1, alignment_layer=1)
+    p = net(tokens, token_lengths, mel, frame_lengths, generator=torch.Generator())
+    assert p.text_attention.shape == (3, 1, p.patch_mask.shape[1], 7) and torch.equal(p.text_lengths, token_lengths)
+    # Row 1 (3 phonemes, 2 patches): columns past its text are its own audio, which the loss masks out;
+    # h_0 (after BOS) sees only text and BOS, so most of its attention is on the text.
+    assert (p.text_attention[:, 0, 0].sum(-1) > 0).all() and (p.text_attention.sum(-1) <= 1 + 1e-5).all()
+    patches, n = patches_of(net, mel, frame_lengths)
+    torch.testing.assert_close(net.lm_hidden(tokens, token_lengths, patches, n)[0],
+                               model().lm_hidden(tokens, token_lengths, patches, n)[0])  # same weights, same states
+
+
+def test_an_aligner_gives_each_patch_its_phoneme_and_both_losses():
+    from ttsframe.models.ditar.loss import ditar_loss
+
+    tokens, token_lengths, mel, frame_lengths = batch()
+    net = model(alignment_heads=1, alignment_target="aligner")
+    p = net(tokens, token_lengths, mel, frame_lengths, generator=torch.Generator().manual_seed(0))
+    assert p.aligned_phonemes.shape == p.patch_mask.shape and p.aligner_loss.dim() == 0
+    for row, (steps, length) in enumerate(zip(p.patch_mask.sum(1).tolist(), token_lengths.tolist())):
+        phonemes = p.aligned_phonemes[row, :steps]
+        assert (phonemes.diff() >= 0).all() and 0 <= phonemes.min() and phonemes.max() < length
+    terms = ditar_loss(p)
+    assert {"alignment", "aligner"} <= set(terms) and torch.isfinite(terms["loss"])
+    assert model(alignment_heads=1).aligner is None  # the diagonal needs none
+    with pytest.raises(ValueError, match="alignment_target"):
+        model(alignment_target="dtw")
+
+
+def test_a_phoneme_pointer_feeds_the_aligned_phoneme_and_trains_the_advance_head():
+    from ttsframe.models.ditar.loss import ditar_loss
+
+    tokens, token_lengths, mel, frame_lengths = batch((24, 20, 22))
+    net = model(phoneme_pointer=True)
+    p = net(tokens, token_lengths, mel, frame_lengths, generator=torch.Generator().manual_seed(0))
+    logits, moves, mask = p.advance
+    n = p.patch_mask.shape[1]
+    assert logits.shape == (3, n - 1, net.config.max_advance) and moves.shape == mask.shape == (3, n - 1)
+    assert torch.equal(moves, (p.aligned_phonemes.diff(dim=1)).clamp(0, net.config.max_advance - 1))
+    assert {"aligner", "advance", "advance_accuracy"} <= set(ditar_loss(p))
+    # The pointer's phoneme enters the LM: other pointers, other states.
+    patches, n_patches = patches_of(net, mel, frame_lengths)
+    with torch.no_grad():
+        a = net.lm_hidden(tokens, token_lengths, patches, n_patches, p.aligned_phonemes)[0]
+        b = net.lm_hidden(tokens, token_lengths, patches, n_patches, torch.zeros_like(p.aligned_phonemes))[0]
+    assert (a - b).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="phoneme pointer"):
+        net.lm_hidden(tokens, token_lengths, patches, n_patches)
+
+
+def test_kv_cache_matches_the_teacher_forced_lm_with_a_pointer():
+    net = model(phoneme_pointer=True).eval()
+    tokens, token_lengths, mel, frame_lengths = batch((24, 20, 22))
+    patches, n = patches_of(net, mel, frame_lengths)
+    pointers = torch.tensor([[0, 1, 1, 2, 4, 6], [0, 0, 1, 2, 2, 2], [0, 1, 2, 3, 3, 4]])
+    n_prompt, rows = torch.tensor([2, 1, 3]), torch.arange(3)
+    with torch.no_grad():
+        reference = net.lm_hidden(tokens, token_lengths, patches, n, pointers)[0]  # (B, N, d)
+        cache = net.lm.new_cache(max_length=64)
+        prefill_pointers = torch.stack([pointers[i, : 4] if k == 3 else torch.cat([pointers[i, : k + 1],
+                                        pointers[i, : 3 - k]]) for i, k in enumerate(n_prompt.tolist())])
+        hidden = net.prefill(tokens, token_lengths, patches[:, :3], n_prompt, cache, prefill_pointers)
+        torch.testing.assert_close(hidden, reference[rows, n_prompt], atol=1e-5, rtol=1e-5)
+        for step in range(2):
+            phonemes = tokens[rows, pointers[rows, n_prompt + 1 + step]]
+            hidden = net.decode_step(patches[rows, n_prompt + step], n_prompt + 1 + step, cache, phonemes)
+            torch.testing.assert_close(hidden, reference[rows, n_prompt + 1 + step], atol=1e-5, rtol=1e-5)

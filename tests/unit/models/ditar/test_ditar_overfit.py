@@ -1,4 +1,7 @@
-"""DiTAR (tiny) learns a fixed batch: the diffusion loss falls and the stop decisions become right."""
+"""DiTAR (tiny) learns a fixed batch: the diffusion loss falls, the stop decisions become right,
+and guided heads find the diagonal."""
+
+import dataclasses
 
 import torch
 
@@ -29,18 +32,31 @@ def held_out_loss(net, batch):
     return metrics
 
 
-def test_diffusion_loss_falls_on_a_fixed_batch():
-    torch.manual_seed(0)
-    net = DiTAR(ditar_tiny(VOCAB, n_mels=M))
-    batch = fixed_batch()
+def trained(net, batch, steps=80):
+    """The held-out loss terms before and after `steps` Adam steps on the batch."""
     before = held_out_loss(net, batch)
     optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(0)
-    for _ in range(80):
+    for _ in range(steps):
         metrics = ditar_loss(net(*batch, generator=generator))
         optimizer.zero_grad()
         metrics["loss"].backward()
         optimizer.step()
-    after = held_out_loss(net, batch)
+    return before, held_out_loss(net, batch)
+
+
+def test_diffusion_loss_falls_on_a_fixed_batch():
+    torch.manual_seed(0)
+    net = DiTAR(ditar_tiny(VOCAB, n_mels=M))
+    batch = fixed_batch()
+    before, after = trained(net, batch)
     assert after["diffusion"] < 0.3 * before["diffusion"], (before, after)
     assert after["stop"] < 0.5 * before["stop"] and after["stop_accuracy"] == 1.0, (before, after)
+
+
+def test_guided_heads_learn_the_diagonal_on_a_fixed_batch():
+    torch.manual_seed(0)
+    net = DiTAR(dataclasses.replace(ditar_tiny(VOCAB, n_mels=M), alignment_heads=1, alignment_layer=0))
+    batch = fixed_batch()
+    before, after = trained(net, batch)
+    assert after["alignment"] < 0.5 * before["alignment"], (before, after)

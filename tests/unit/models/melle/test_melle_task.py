@@ -108,3 +108,12 @@ def test_model_config_rejects_codes_and_unknown_overrides():
         model_config("melle_tiny", VOCAB, n_codebooks=8, codebook_size=1024)
     with pytest.raises(ValueError, match="valid: d_model"):
         model_config("melle_tiny", VOCAB, bogus=1)
+
+
+def test_validation_logs_text_reliance():
+    task = MelleTask(CONFIG, optim=OPTIM)
+    task.model.set_mel_stats(torch.full((M,), -5.0), torch.full((M,), 2.0))
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    [metrics] = trainer.validate(task, Batches([collate(samples())]), verbose=False)
+    assert metrics["val/text_reliance"] == pytest.approx(metrics["val/reg_other_text"] - metrics["val/reg"], abs=1e-6)
+    assert metrics["val/text_reliance"] != 0.0  # the random model's regression moves with its text

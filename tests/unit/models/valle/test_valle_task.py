@@ -1,6 +1,7 @@
 """VALL-E Lightning tasks: a training step moves the weights, the checkpoint contract, NAR plans."""
 
 import lightning as L
+import pytest
 import torch
 
 from ttsframe.data.collate import collate
@@ -73,3 +74,11 @@ def test_nar_plan_depends_on_seed_and_step_not_on_global_rng():
     assert torch.equal(plans[0], plans[1]) and not torch.equal(plans[0], plans[2])
     train, val = tasks[0].plan_generator("train", 0), tasks[0].plan_generator("val", 0)
     assert not torch.equal(torch.rand(4, generator=train), torch.rand(4, generator=val))
+
+
+def test_ar_validation_logs_text_reliance():
+    task = ValleARTask(CONFIG, optim=OPTIM)
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    [metrics] = trainer.validate(task, Batches([batch()]), verbose=False)
+    assert metrics["val/text_reliance"] == pytest.approx(metrics["val/loss_other_text"] - metrics["val/loss"], abs=1e-6)
+    assert metrics["val/text_reliance"] != 0.0
