@@ -40,7 +40,7 @@ class DiTARSamplingOptions:
 
     Attributes:
         nfe: LocDiT evaluations per patch (ODE steps; each is one batched call, doubled in rows
-            with guidance).
+            with guidance); 0 takes a regression prior's mu alone (models with ``regression_prior``).
         cfg_scale: w in (1 + w) v_cond - w v_uncond on LocDiT; 0 is off. Default 1 (a guidance
             scale of 2 in the v_uncond + s (v_cond - v_uncond) convention): our choice.
         temperature: tau in [0, 1], the diffusion time at which noise enters the reverse ODE;
@@ -64,8 +64,8 @@ class DiTARSamplingOptions:
     seed: int = 0
 
     def __post_init__(self):
-        if self.nfe < 1:
-            raise ValueError(f"nfe must be >= 1, got {self.nfe}")
+        if self.nfe < 0:
+            raise ValueError(f"nfe must be >= 0 (0: a regression prior alone), got {self.nfe}")
         if self.cfg_scale < 0:
             raise ValueError(f"cfg_scale must be >= 0, got {self.cfg_scale}")
         if not 0.0 <= self.temperature <= 1.0:
@@ -100,7 +100,8 @@ def sample_patch(
     options: DiTARSamplingOptions,
     generator: torch.Generator,
 ) -> torch.Tensor:
-    """One patch per row from LocDiT's reverse ODE, guided against h_i = 0.
+    """One patch per row from LocDiT's reverse ODE, guided against h_i = 0; with a regression
+    prior, mu_i plus the sampled residual (``options.nfe == 0``: mu_i alone).
 
     Args:
         hidden: (B, d) the LM's h_i; history: (B, K, P, D) with history_mask (B, K).
@@ -108,6 +109,11 @@ def sample_patch(
     Returns:
         (B, P, D) the sampled patches (model frame space).
     """
+    prior = model.prior(hidden)  # (B, P, D) or None
+    if not options.nfe:
+        if prior is None:
+            raise ValueError("nfe=0 (the regression prior alone) needs a model with regression_prior")
+        return prior
     rows, w = hidden.shape[0], options.cfg_scale
     if w:  # conditional rows, then the unconditional twins: one LocDiT call per ODE step
         cond = torch.cat([hidden, torch.zeros_like(hidden)])  # (2B, d)
@@ -123,7 +129,8 @@ def sample_patch(
 
     shape = (rows, model.config.patch_size, model.representation.dim)
     noise = torch.randn(shape, generator=generator, device=hidden.device).to(hidden.dtype)
-    return sample(velocity, noise, options.nfe, options.solver, options.temperature)
+    patch = sample(velocity, noise, options.nfe, options.solver, options.temperature)
+    return patch if prior is None else prior + patch
 
 
 def generate(

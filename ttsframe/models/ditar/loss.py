@@ -16,6 +16,8 @@
   against a diagonal of width ``alignment_sigma``, or (``alignment_target: aligner``) against the
   aligner's phoneme of each patch, ``alignment_width`` phonemes wide; then the aligner's own
   forward-sum loss is added too, times ``aligner_weight``.
+* L_prior (with a regression prior): squared error between the prior head's mu_i and the clean
+  patch at the real frames, times ``prior_weight`` (L_diff is then LocDiT's error on the residual).
 * L_advance (with a phoneme pointer): cross-entropy of the advance head against how many phonemes
   (by the aligner) each next patch moved on, times ``advance_weight``; mean over real patches.
 
@@ -52,6 +54,7 @@ class DiTARPrediction:
             heads' target), or None (their target is the diagonal).
         advance: with a phoneme pointer, (logits (B, N - 1, A), moves (B, N - 1) long, mask (B, N - 1)):
             the advance head of patches 0 .. N - 2 and how many phonemes the next patch moved on.
+        prior: with a regression prior, (mu (B, N, P, D), the clean patches (B, N, P, D)).
     """
 
     v_pred: torch.Tensor
@@ -65,6 +68,7 @@ class DiTARPrediction:
     aligner_loss: torch.Tensor | None = None
     aligned_phonemes: torch.Tensor | None = None
     advance: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+    prior: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 @dataclass
@@ -77,13 +81,14 @@ class DiTARLossConfig:
     alignment_width: float = 1.0  # or, with an aligner, of its prior around the aligned phoneme, in phonemes
     aligner_weight: float = 1.0  # of the aligner's forward-sum loss
     advance_weight: float = 1.0  # of the phoneme pointer's advance cross-entropy
+    prior_weight: float = 1.0  # of the regression prior's squared error
 
     def __post_init__(self):
         for name in ("alignment_sigma", "alignment_width"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("diffusion_weight", "stop_weight", "alignment_weight", "aligner_weight",
-                     "advance_weight"):
+                     "advance_weight", "prior_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.stop_pos_weight <= 0:
@@ -129,6 +134,10 @@ def ditar_loss(prediction: DiTARPrediction, config: DiTARLossConfig | None = Non
     if p.aligner_loss is not None:
         terms["aligner"] = p.aligner_loss
         total = total + config.aligner_weight * p.aligner_loss
+    if p.prior is not None:
+        mu, clean = p.prior
+        terms["prior"] = diffusion_loss(mu.float(), clean.float(), p.frame_mask)
+        total = total + config.prior_weight * terms["prior"]
     if p.advance is not None:
         logits, moves, mask = p.advance
         per_patch = F.cross_entropy(logits.float().transpose(1, 2), moves, reduction="none")  # (B, N - 1)

@@ -88,6 +88,11 @@ class DiTARConfig:
     phoneme_pointer: bool = False
     max_advance: int = 4
     time_logit_mean: float | None = None  # training's diffusion times: None uniform, else logit-normal (diffusion.py)
+    # Regression prior (Grad-TTS's prior, CosyVoice flow_cpu's `source: mu`, per patch): a head on h_i
+    # regresses the patch (mu_i, squared error); LocDiT then models the residual x0 - mu_i, and a
+    # sample is mu_i plus LocDiT's residual (`nfe=0`: mu_i alone). A model trained for minutes gets
+    # a blurred patch from the regression and leaves LocDiT only the detail.
+    regression_prior: bool = False
 
     def __post_init__(self):
         if self.representation not in REPRESENTATIONS:
@@ -158,6 +163,10 @@ class DiTAR(nn.Module):
             self.pointer_embedding = nn.Embedding(config.vocab_size, d_model)
             nn.init.normal_(self.pointer_embedding.weight, std=0.02)
             self.advance_head = nn.Linear(d_model, config.max_advance)
+        self.prior_head = None
+        if config.regression_prior:
+            self.prior_head = nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(),
+                                            nn.Linear(d_model, config.patch_size * frame_dim))
         mel_norm.register_mel_stats(self, config.n_mels)
 
     # -- normalisation and representation ---------------------------------------------------
@@ -216,7 +225,9 @@ class DiTAR(nn.Module):
         t = training_times(rows, generator, mel.device, self.config.time_logit_mean)  # (R,)
         noise = torch.randn((rows,) + patches.shape[2:], generator=generator, device=device).to(mel.device)
         keep = torch.rand(rows, generator=generator, device=device).to(mel.device) >= self.config.cfg_drop_prob
-        v_pred, v_true = self.local_prediction(hidden, patches, patch_mask, t, noise, keep if self.training else None)
+        prior = self.prior(hidden)  # (B, N, P, D) or None
+        v_pred, v_true = self.local_prediction(hidden, patches, patch_mask, t, noise, keep if self.training else None,
+                                               None if prior is None else prior.detach())
 
         stop_targets = torch.zeros(patch_mask.shape, device=mel.device)
         stop_targets = stop_targets.scatter(1, (n_patches - 1).clamp(min=0)[:, None], 1.0)
@@ -226,7 +237,8 @@ class DiTAR(nn.Module):
             moves = (pointers[:, 1:] - pointers[:, :-1]).clamp(0, self.config.max_advance - 1)  # (B, N - 1)
             advance = (self.advance_head(hidden[:, :-1]), moves, patch_mask[:, 1:])
         return DiTARPrediction(v_pred, v_true, frame_mask, stop_logits, stop_targets, patch_mask,
-                               text_attention, text_lengths, aligner_loss, aligned, advance)
+                               text_attention, text_lengths, aligner_loss, aligned, advance,
+                               None if prior is None else (prior, patches))
 
     def align(self, text, text_lengths, frames, lengths, n_patches: int):
         """With an aligner: its forward-sum loss and each patch's phoneme (that of its middle frame),
@@ -275,6 +287,7 @@ class DiTAR(nn.Module):
         t: torch.Tensor,
         noise: torch.Tensor,
         keep: torch.Tensor | None = None,
+        prior: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """LocDiT's v-prediction and the target v for every real patch (all at once, R rows).
 
@@ -282,6 +295,8 @@ class DiTAR(nn.Module):
             hidden: (B, N, d) h_i per patch; patches: (B, N, P, D) clean; patch_mask: (B, N).
             t: (R,) diffusion times and noise (R, P, D) eps, for the R real patches in row-major order.
             keep: (R,) bool, False where h_i is replaced by zeros (CFG); None keeps every h_i.
+            prior: (B, N, P, D) the regression prior mu (detached): LocDiT's clean target is then
+                x0 - mu; its history stays the clean patches.
 
         Returns:
             v_pred, v_target: (B, N, P, D) each, zeros at padding patches.
@@ -291,11 +306,17 @@ class DiTAR(nn.Module):
         cond = hidden[patch_mask]  # (R, d)
         if keep is not None:
             cond = cond * keep[:, None].to(cond.dtype)
-        x0 = patches[patch_mask]  # (R, P, D)
+        x0 = patches[patch_mask] if prior is None else (patches - prior)[patch_mask]  # (R, P, D)
         v_real = self.locdit(add_noise(x0, noise, t), t, cond, history[patch_mask], history_mask[patch_mask])
         v_pred = torch.zeros_like(patches, dtype=v_real.dtype).masked_scatter(patch_mask[..., None, None], v_real)
         v_true = torch.zeros_like(patches).masked_scatter(patch_mask[..., None, None], v_target(x0, noise, t))
         return v_pred, v_true
+
+    def prior(self, hidden: torch.Tensor) -> torch.Tensor | None:
+        """(..., d) h_i -> (..., P, D) the regression prior mu_i of patch i; None without a prior head."""
+        if self.prior_head is None:
+            return None
+        return self.prior_head(hidden).unflatten(-1, (self.config.patch_size, self.representation.dim))
 
     def stop_logit(self, hidden: torch.Tensor) -> torch.Tensor:
         """(..., d) h_i -> (...) logit that patch i is the last."""

@@ -41,7 +41,7 @@ FAMILY = "ditar"
 # model.<name> overrides of the train stage; d_model .. ffn_dim size the LM (LocEnc and LocDiT keep the preset's)
 ARCH_OVERRIDES = ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout", "patch_size", "history", "input_dropout",
                   "alignment_heads", "alignment_layer", "alignment_target", "phoneme_pointer",
-                  "time_logit_mean")
+                  "time_logit_mean", "regression_prior")
 
 
 def model_config(preset: str, vocab_size: int, n_codebooks: int | None = 0, codebook_size: int | None = 0,

@@ -84,7 +84,7 @@ def test_guidance_changes_the_output():
 
 
 @pytest.mark.parametrize("field, value", [
-    ("nfe", 0), ("cfg_scale", -1.0), ("temperature", 1.5), ("solver", "rk4"), ("stop_threshold", 1.0),
+    ("nfe", -1), ("cfg_scale", -1.0), ("temperature", 1.5), ("solver", "rk4"), ("stop_threshold", 1.0),
     ("max_frames_per_token", 0.0), ("min_frames", 0),
 ])
 def test_options_validation_names_the_field(field, value):
@@ -107,3 +107,13 @@ def test_a_pointer_model_generates_from_its_start_and_the_seed_fixes_it():
     first = synthesize_mel(net, texts, prompt_texts, mels, options)
     again = synthesize_mel(net, texts, prompt_texts, mels, options)
     assert all(torch.equal(a, b) for a, b in zip(first, again)) and all(len(a) > 0 for a in first)
+
+
+def test_nfe_zero_takes_the_regression_prior_alone():
+    net = model(regression_prior=True)
+    mu_only = run(net, nfe=0, seed=0)
+    assert all(torch.equal(x, y) for x, y in zip(mu_only, run(net, nfe=0, seed=1)))  # no noise enters
+    sampled = run(net, seed=0)  # mu plus LocDiT's residual
+    assert all(x.shape == y.shape and not torch.allclose(x, y) for x, y in zip(mu_only, sampled))
+    with pytest.raises(ValueError, match="regression_prior"):
+        run(model(), nfe=0)

@@ -242,3 +242,20 @@ def test_kv_cache_matches_the_teacher_forced_lm_with_a_pointer():
             phonemes = tokens[rows, pointers[rows, n_prompt + 1 + step]]
             hidden = net.decode_step(patches[rows, n_prompt + step], n_prompt + 1 + step, cache, phonemes)
             torch.testing.assert_close(hidden, reference[rows, n_prompt + 1 + step], atol=1e-5, rtol=1e-5)
+
+
+def test_a_regression_prior_sets_locdit_s_target_to_the_residual():
+    from ttsframe.models.ditar.loss import ditar_loss
+
+    tokens, token_lengths, mel, frame_lengths = batch()
+    net = model(regression_prior=True)
+    p = net(tokens, token_lengths, mel, frame_lengths, generator=torch.Generator().manual_seed(0))
+    mu, clean = p.prior
+    patches, _ = patches_of(net, mel, frame_lengths)
+    assert mu.shape == clean.shape == patches.shape and torch.equal(clean, patches)
+    assert mu.requires_grad and "prior" in ditar_loss(p)
+    # LocDiT's target is the residual: the same draw without a prior has a different target v.
+    plain = model()
+    q = plain(tokens, token_lengths, mel, frame_lengths, generator=torch.Generator().manual_seed(0))
+    assert not torch.allclose(p.v_target, q.v_target)
+    assert model().prior(torch.zeros(2, net.config.d_model)) is None

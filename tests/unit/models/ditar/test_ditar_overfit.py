@@ -60,3 +60,12 @@ def test_guided_heads_learn_the_diagonal_on_a_fixed_batch():
     batch = fixed_batch()
     before, after = trained(net, batch)
     assert after["alignment"] < 0.5 * before["alignment"], (before, after)
+
+
+def test_regression_prior_learns_the_patches_on_a_fixed_batch():
+    torch.manual_seed(0)
+    net = DiTAR(dataclasses.replace(ditar_tiny(VOCAB, n_mels=M), regression_prior=True))
+    batch = fixed_batch()
+    before, after = trained(net, batch)
+    assert after["prior"] < 0.2 * before["prior"], (before, after)
+    assert after["diffusion"] < 0.5 * before["diffusion"], (before, after)
