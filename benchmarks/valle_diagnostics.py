@@ -3,6 +3,7 @@ number of codebooks, and what the NAR adds to the true first codebook.
 
     python benchmarks/valle_diagnostics.py exp/valle                 # 24 test items, best checkpoints
     python benchmarks/valle_diagnostics.py exp/valle --items 60 --batches 10
+    python benchmarks/valle_diagnostics.py exp/valle --codec-only    # the codec ceiling alone (after tokenize)
 
 Prints:
 * text reliance: the AR's teacher-forced dev loss with each row's own phonemes and with another
@@ -22,6 +23,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from ttsframe.codecs import build_codec
 from ttsframe.codecs.base import encode_utterances
 from ttsframe.data.audio import load_audio
 from ttsframe.data.manifest import read_manifest
@@ -55,13 +57,43 @@ def text_reliance(ar, cfg, exp: Path, batches: int) -> tuple[float, float]:
     return own / max(count, 1), other / max(count, 1)
 
 
+def fitted_codec(shard_dir: Path):
+    """The tokenize stage's codec (its config.yaml), with its fitted state when it has one."""
+    codec = build_codec(OmegaConf.load(shard_dir / "config.yaml").codec)
+    if getattr(codec, "needs_fit", False):
+        codec.load(shard_dir / "codec.safetensors")
+    return codec
+
+
+def codec_ceiling(codec, references: list, asr) -> dict[str, list[str]]:
+    """ASR transcripts of each reference (T,) encoded, then decoded from its first k codebooks, k = 1 .. K."""
+    heard: dict[str, list[str]] = {}
+    for reference in references:
+        codes = encode_utterances(codec, [reference], 600.0)[0]  # (K, T)
+        for k in range(1, codes.shape[0] + 1):
+            wav = codec.decode(codes[None, :k])[0].float().cpu().numpy()
+            heard.setdefault(f"codec, first {k} codebook(s)", []).append(asr.transcribe([wav], codec.sample_rate)[0])
+    return heard
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("exp_dir", help="a valle run with train_ar, train_nar and shards")
     parser.add_argument("--items", type=int, default=24, help="test items for the WER figures")
     parser.add_argument("--batches", type=int, default=6, help="dev batches for the text-reliance loss")
+    parser.add_argument("--codec-only", action="store_true",
+                        help="only the codec ceiling, from the tokenize stage's shards (no trained models needed)")
     args = parser.parse_args()
     exp = Path(args.exp_dir)
+    pairs = pair_prompts(read_manifest(str(exp / "data" / "test.jsonl")))[0][: args.items]
+    asr = build_asr("faster_whisper", model=None, device="cpu")
+    texts = [target.text for target, _ in pairs]
+    if args.codec_only:
+        codec = fitted_codec(exp / "shards")
+        references = [load_audio(t.audio, codec.sample_rate, t.start, t.end)[0] for t, _ in pairs]
+        for name, hypotheses in codec_ceiling(codec, references, asr).items():
+            print(f"WER {error_rates(texts, hypotheses).wer:.3f}  {name}  ({len(texts)} test items)")
+        return
     cfg = OmegaConf.load(exp / "train_nar" / "config.yaml")
     synth, _ = load_synthesizer(cfg, exp, STAGES, "cpu", ValleSynthesizer)
     ar, nar, codec, rate = synth.ar.eval(), synth.nar.eval(), synth.codec, synth.sample_rate
@@ -70,16 +102,10 @@ def main() -> None:
     print(f"text reliance: AR dev loss {own:.3f} with its own text, {other:.3f} with another row's "
           f"(difference {other - own:.3f})")
 
-    pairs = pair_prompts(read_manifest(str(exp / "data" / "test.jsonl")))[0][: args.items]
-    asr = build_asr("faster_whisper", model=None, device="cpu")
-    texts = [target.text for target, _ in pairs]
-    heard: dict[str, list[str]] = {}
-    for target, prompt in pairs:
-        reference = load_audio(target.audio, rate, target.start, target.end)[0]
+    references = [load_audio(t.audio, rate, t.start, t.end)[0] for t, _ in pairs]
+    heard = codec_ceiling(codec, references, asr)
+    for (target, prompt), reference in zip(pairs, references):
         codes = encode_utterances(codec, [reference], 600.0)[0]  # (K, T)
-        for k in range(1, codes.shape[0] + 1):
-            heard.setdefault(f"codec, first {k} codebook(s)", []).append(
-                asr.transcribe(synth.decode([codes[:k]]), rate)[0])
         item = SynthesisItem(target.text, load_audio(prompt.audio, rate, prompt.start, prompt.end)[0], rate,
                              prompt.text)
         prompt_tokens, prompt_codes = synth.encode_prompts([item])

@@ -22,6 +22,7 @@ CODECS: dict[str, str] = {
     "dac": "ttsframe.codecs.dac:DACCodec",
     "mel": "ttsframe.codecs.mel:MelCodec",
     "spectral": "ttsframe.codecs.spectral:SpectralCodec",
+    "semantic": "ttsframe.codecs.semantic:SemanticCodec",
 }
 
 

@@ -55,7 +55,7 @@ def run(cfg: DictConfig, ctx) -> dict:
     frontend = build_frontend(OmegaConf.to_object(cfg.text))
     symbols = phonemize(frontend, manifests, ctx.out_dir / "cache" / "symbols.jsonl")
     vocab = build_vocabulary(frontend, symbols["train"].values(), cfg.text.min_symbol_count, ctx.out_dir)
-    codec = build_codec(cfg.codec)
+    codec = build_codec(codec_config(cfg, ctx.exp_dir))
     if getattr(codec, "needs_fit", False):
         fit_codec(codec, manifests["train"], ctx.out_dir / "codec.safetensors")
     shard_size = int(ctx.options.get("shard_size", SHARD_SIZE))
@@ -89,6 +89,14 @@ def run(cfg: DictConfig, ctx) -> dict:
         which = "the plans" if part == slurm.PLAN else f"task {part[0]} of {part[1]}"
         return {"pending": True, "note": f"{which} written; the array's final job marks the stage done", **totals}
     return totals
+
+
+def codec_config(cfg: DictConfig, exp_dir: Path) -> dict:
+    """The codec config; a semantic codec without `tokenizer` takes the run's train_tokenizer folder."""
+    codec = OmegaConf.to_container(cfg.codec, resolve=True)
+    if codec.get("name") == "semantic" and not codec.get("tokenizer"):
+        codec["tokenizer"] = str(exp_dir / TRAIN_STAGE_DIR)
+    return codec
 
 
 def build_vocabulary(frontend, train_symbols, min_count: int, out_dir: Path) -> Vocabulary:

@@ -51,8 +51,24 @@ def load_tokenizer(folder: str | Path, device: str | torch.device = "cpu") -> S3
         raise UserError(f"{folder}: no trained s3_asr tokenizer ({META} + {WEIGHTS}); run the train_tokenizer "
                         "stage first (make recipe=cosyvoice stage=1 stop_stage=1) or set tokenizer.checkpoint")
     meta = json.loads((folder / META).read_text())
-    model = S3AsrModel(S3AsrConfig(**meta["config"]))
-    model.load_state_dict(load_file(str(folder / WEIGHTS)))
-    tokenizer = S3AsrTokenizer(model.to(device), AsrFeatureConfig(**meta["features"]))
-    tokenizer.folder, tokenizer.checksum = str(folder.resolve()), meta["sha256"]
+    tokenizer = tokenizer_from_state(meta, load_file(str(folder / WEIGHTS)), device)
+    tokenizer.folder = str(folder.resolve())
     return tokenizer
+
+
+def tokenizer_from_state(meta: dict, state_dict: dict[str, torch.Tensor],
+                         device: str | torch.device = "cpu") -> S3AsrTokenizer:
+    """The tokenizer of a `tokenizer.json` dict and its weights (e.g. embedded in a codec's file)."""
+    model = S3AsrModel(S3AsrConfig(**meta["config"]))
+    model.load_state_dict(state_dict)
+    tokenizer = S3AsrTokenizer(model.to(device), AsrFeatureConfig(**meta["features"]))
+    tokenizer.checksum = meta["sha256"]
+    return tokenizer
+
+
+def tokenizer_state(tokenizer: S3AsrTokenizer) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(`tokenizer.json` dict, weights on the CPU) of a loaded tokenizer: `tokenizer_from_state`'s inverse."""
+    model = tokenizer.model
+    meta = {"name": "s3_asr", "config": dataclasses.asdict(model.config),
+            "features": dataclasses.asdict(tokenizer.features.cfg), "sha256": tokenizer.checksum}
+    return meta, {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
