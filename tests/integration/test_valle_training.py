@@ -139,3 +139,4 @@ def test_ddp_two_cpu_processes(tmp_path, shards):
     checkpoint = torch.load(exp / "train_ar/checkpoints/last.ckpt", map_location="cpu", weights_only=False)
     assert checkpoint["global_step"] == 3
     assert checkpoint["callbacks"]["DataPosition"] == {"batches": 3}  # per rank
+

@@ -36,7 +36,7 @@ from ttsframe.training.loggers import LOGGERS, build_logger
 from ttsframe.training.optim import OPTIMIZERS
 from ttsframe.training.resume import (DataPosition, ResumableData, find_resume_checkpoint, read_checkpoint_meta,
                                       set_aside)
-from ttsframe.training.trainer import ACCELERATORS, STRATEGIES, build_trainer, world_size
+from ttsframe.training.trainer import ACCELERATORS, STRATEGIES, build_trainer, uses_gpu, world_size
 
 OUTPUT_DIR = None  # one folder per train stage, named after it
 DEPENDS_ON = ("data", "codec", "text", "model", "trainer")
@@ -74,6 +74,10 @@ def check_config(cfg: DictConfig, ctx) -> str:
     for key, (value, valid) in choices.items():
         if value not in valid:
             raise ConfigError(f"unknown {key} `{value}`; valid: {', '.join(valid)}")
+    if cfg.trainer.strategy == "fsdp" and launcher_name(cfg) == "local" and not uses_gpu(cfg.trainer.accelerator):
+        # Lightning's FSDPStrategy refuses accelerator=cpu (it shards onto CUDA devices only).
+        raise ConfigError("trainer.strategy=fsdp needs CUDA GPUs (Lightning's FSDP refuses accelerator=cpu); "
+                          "on CPUs use trainer.strategy=ddp, whose checkpoints have the same layout")
     return ctx.options["task"]
 
 

@@ -1,6 +1,7 @@
 """The train stage fails early, with the valid choices, on a bad stage entry or config."""
 
 import pytest
+import torch
 
 from ttsframe.config import load_run_config
 from ttsframe.errors import ConfigError
@@ -39,6 +40,27 @@ def test_task_and_model_family_must_match(tmp_path):
 def test_unknown_choices_list_the_valid_ones(tmp_path, override, message):
     with pytest.raises(ConfigError, match=message):
         run_recipe(config(tmp_path, override), AR, AR)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="FSDP is refused only where no CUDA GPU is")
+def test_fsdp_without_a_gpu_says_so_before_training(tmp_path):
+    # Lightning's FSDPStrategy refuses accelerator=cpu: no 2-rank CPU run is possible, so the stage
+    # stops at once with what to use instead.
+    with pytest.raises(ConfigError, match="fsdp needs CUDA GPUs.*trainer.strategy=ddp"):
+        run_recipe(config(tmp_path, "trainer.strategy=fsdp"), AR, AR)
+
+
+def test_fsdp_strategy_wraps_transformer_blocks_and_saves_full_state_dicts():
+    from lightning.pytorch.strategies import FSDPStrategy
+    from omegaconf import OmegaConf
+
+    from ttsframe.modules.transformer import TransformerBlock
+    from ttsframe.training.trainer import build_strategy
+
+    strategy = build_strategy(OmegaConf.create({"strategy": "fsdp", "devices": 8, "num_nodes": 2,
+                                                "accelerator": "gpu", "find_unused_parameters": False}))
+    assert isinstance(strategy, FSDPStrategy) and strategy._state_dict_type == "full"
+    assert strategy.kwargs["auto_wrap_policy"]._module_classes == {TransformerBlock}
 
 
 class _Data:
