@@ -47,14 +47,15 @@ def cmd_synthesize(args: argparse.Namespace) -> None:
     from ttsframe.data.audio import load_audio, save_audio
     from ttsframe.inference import SynthesisItem
     from ttsframe.models.registry import family as family_spec
-    from ttsframe.release import load_release, read_release_config
+    from ttsframe.release import load_release, read_release_config, resolve_release
 
-    if not Path(args.release).is_dir():
+    release = resolve_release(args.release)  # a folder, or a hub id's snapshot in the local cache
+    if not release.is_dir():
         raise UserError(f"release folder {args.release} not found (the release stage writes exp/<recipe>/release)")
-    family = read_release_config(args.release)["release"]["family"]
+    family = read_release_config(release)["release"]["family"]
     options = sampling_options(family_spec(family).options_class(), args, family)
     wav, rate = load_audio(args.prompt_wav)  # AudioError (a UserError) if unreadable
-    synthesizer = load_release(args.release, device=args.device)
+    synthesizer = load_release(release, device=args.device)
     item = SynthesisItem(args.text, wav, rate, args.prompt_text)
     if args.stream:
         out = stream_to_file(synthesizer, item, options, args.out, family)
@@ -104,7 +105,8 @@ def sampling_options(options_class: type, args: argparse.Namespace, family: str)
 
 
 def add_synthesize_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--release", required=True, help="release folder (the release stage's exp/<recipe>/release)")
+    p.add_argument("--release", required=True, help="release folder (the release stage's exp/<recipe>/release), or a "
+                   "Hugging Face hub id user/name[@revision] in the local cache (TTSFRAME_HUB_DOWNLOAD=1: download)")
     p.add_argument("--text", required=True, help="text to say")
     p.add_argument("--prompt-wav", required=True, help="audio of the voice to imitate (a few seconds)")
     p.add_argument("--prompt-text", required=True, help="transcript of --prompt-wav")
@@ -130,6 +132,19 @@ def add_synthesize_args(p: argparse.ArgumentParser) -> None:
                    help="CosyVoice: write the audio chunk by chunk while the LM decodes; prints the first-chunk latency")
 
 
+def cmd_demo(args: argparse.Namespace) -> None:
+    from ttsframe.demo.app import serve
+
+    serve(args.release, host=args.host, port=args.port)
+
+
+def add_demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--release", action="append", required=True,
+                   help="release folder; repeat it for side-by-side columns (the same text and prompt go to each)")
+    p.add_argument("--port", type=int, default=7860, help="port of the page (default 7860)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: all)")
+
+
 # Command name -> (handler, help).
 COMMANDS = {
     "run": (cmd_run, "run recipe stages: run RECIPE --stage N --stop-stage M key=value ..."),
@@ -138,11 +153,12 @@ COMMANDS = {
                                        "RECIPE [exp_dir=DIR ...]; names failed jobs and their logs (exit code 1)"),
     "synthesize": (cmd_synthesize, "zero-shot TTS with a release: --release DIR --text T --prompt-wav W "
                                    "--prompt-text P --out OUT"),
+    "demo": (cmd_demo, "web demo of releases on the CPU (Gradio): demo --release DIR [--release DIR2 ...] [--port N]"),
     "compare": (cmd_compare, "aggregates of several evaluations side by side: compare EXP_DIR|metrics.json ... "
                              "[--system S] [--set S] [--json]"),
 }
 # Commands with their own arguments (the others take RECIPE key=value ...).
-ARGUMENTS = {"synthesize": add_synthesize_args, "compare": add_compare_args}
+ARGUMENTS = {"synthesize": add_synthesize_args, "compare": add_compare_args, "demo": add_demo_args}
 
 
 def overview() -> str:

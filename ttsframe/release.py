@@ -34,6 +34,7 @@ from ttsframe.models.registry import FAMILIES, family
 from ttsframe.utils.atomic import write_text
 
 FORMAT_VERSION = 1
+HUB_DOWNLOAD_ENV = "TTSFRAME_HUB_DOWNLOAD"  # =1: a hub id not in the local cache is downloaded
 # Known corpus licenses, for the model card (the weights derive from the training data).
 CORPUS_LICENSES = {
     "builtin": "audio synthesised locally with espeak-ng (and flite) voices; no recorded speech",
@@ -102,19 +103,54 @@ def read_release_config(path: str | Path) -> dict:
     return config
 
 
-def load_release(path: str | Path, device: str = "auto"):
+def load_release(path: str | Path, device: str = "auto", allow_download: bool | None = None,
+                 cache_dir: str | Path | None = None):
     """The synthesizer of a release folder (safetensors + JSON/YAML only, no pickle), of the
     family its config.yaml names (`release.family`).
 
     Args:
-        path: the folder `write_release` wrote.
+        path: the folder `write_release` wrote, or a Hugging Face hub id (`user/name`, optionally
+            `user/name@revision`) of such a folder uploaded with `hf upload user/name DIR`.
         device: "auto" (CUDA when available), "cpu", "cuda", ...
+        allow_download: a hub id not in the local cache is downloaded (None: only when the
+            environment sets TTSFRAME_HUB_DOWNLOAD=1); off, the cache alone is used.
+        cache_dir: the hub cache (None: huggingface_hub's, i.e. $HF_HUB_CACHE or ~/.cache/huggingface/hub).
 
     Raises:
-        UserError: not a release folder, a missing file, or another family / format version.
+        UserError: not a release folder, a missing file, another family / format version, or a hub
+            id that is neither a folder nor in the cache.
     """
-    config = read_release_config(path)
-    return family(config["release"]["family"]).synthesizer_class().read_release(Path(path), config, device)
+    root = resolve_release(path, allow_download, cache_dir)
+    config = read_release_config(root)
+    return family(config["release"]["family"]).synthesizer_class().read_release(root, config, device)
+
+
+def is_hub_id(path: str | Path) -> bool:
+    """`user/name` (or `user/name@revision`) that is not an existing path."""
+    text = str(path)
+    repo = text.partition("@")[0]
+    parts = repo.split("/")
+    return (not Path(text).exists() and len(parts) == 2 and all(parts) and not text.startswith((".", "/", "~"))
+            and all(part.replace("-", "").replace("_", "").replace(".", "").isalnum() for part in parts))
+
+
+def resolve_release(path: str | Path, allow_download: bool | None = None, cache_dir: str | Path | None = None) -> Path:
+    """The local folder of a release: `path` itself, or a hub id's snapshot (see `load_release`)."""
+    if not is_hub_id(path):
+        return Path(path)
+    import os
+
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    repo, _, revision = str(path).partition("@")
+    download = os.environ.get(HUB_DOWNLOAD_ENV) == "1" if allow_download is None else allow_download
+    try:
+        return Path(snapshot_download(repo, revision=revision or None, cache_dir=cache_dir,
+                                      local_files_only=not download))
+    except LocalEntryNotFoundError:
+        raise UserError(f"release {path}: not a folder, and hub repo {repo!r} is not in the local Hugging Face "
+                        f"cache; download it (`hf download {repo}`) or set {HUB_DOWNLOAD_ENV}=1") from None
 
 
 def release_of(cls: type, path: str | Path, device: str):
@@ -125,14 +161,33 @@ def release_of(cls: type, path: str | Path, device: str):
     return synth
 
 
+# The weights' license on the Hugging Face hub (an id of its list, or "other" + license_name), and
+# the hub dataset of each known corpus.
+HUB_LICENSES = {"builtin": ("apache-2.0", None), "libritts": ("cc-by-4.0", None), "libritts_r": ("cc-by-4.0", None),
+                "vctk": ("cc-by-4.0", None), "ljspeech": ("other", "public-domain")}
+HUB_DATASETS = {"libritts": "mythicinfinity/libritts", "libritts_r": "mythicinfinity/libritts_r",
+                "vctk": "CSTR-Edinburgh/vctk", "ljspeech": "keithito/lj_speech"}
+
+
+def card_front_matter(config: dict, synthesizer, corpus: str) -> str:
+    """The model card's YAML front matter (Hugging Face's model card metadata), `---` lines included."""
+    license_id, license_name = HUB_LICENSES.get(corpus, ("other", f"see the license of corpus {corpus}"))
+    language = str((config.get("text") or {}).get("language") or "en").split("-")[0]
+    meta = {"license": license_id, **({"license_name": license_name} if license_name else {}),
+            "language": [language], "library_name": "ttsframe", "pipeline_tag": "text-to-speech",
+            "tags": ["text-to-speech", "zero-shot-tts", "voice-cloning", "ttsframe", synthesizer.FAMILY],
+            **({"datasets": [HUB_DATASETS[corpus]]} if corpus in HUB_DATASETS else {})}
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
+
+
 def model_card(config: dict, synthesizer, info: dict) -> str:
-    """README.md of a release: model, training data, training, evaluation, usage, license."""
+    """README.md of a release: hub metadata, model, training data, training, evaluation, usage, license."""
     s = synthesizer
     name = config.get("recipe", s.FAMILY)
     corpus = info.get("corpus") or (config.get("data") or {}).get("corpus", "unknown")
     options_module, options = s.CARD_OPTIONS
     options_class = options.partition("(")[0]
-    lines = [f"# {name}: {s.TITLE}", "", s.SUMMARY, "", "## Model", "", *s.card_lines(), *vocabulary_lines(s.vocab),
+    lines = [card_front_matter(config, s, corpus), f"# {name}: {s.TITLE}", "", s.SUMMARY, "", "## Model", "", *s.card_lines(), *vocabulary_lines(s.vocab),
              "", "## Training data", "", f"- corpus: `{corpus}`"]
     for split, row in ((info.get("data") or {}).get("splits") or {}).items():
         lines.append(f"- {split}: {row.get('utterances')} utterances, {row.get('hours')} h, "

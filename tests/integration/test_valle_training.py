@@ -107,7 +107,7 @@ class Kill(L.Callback):
 def test_killed_run_resumes_to_the_same_weights(tmp_path, shards, monkeypatch, capsys):
     # Dropout on and the NAR's random plans: both must replay exactly. Validation runs in between.
     settings = ["trainer.max_steps=6", "trainer.checkpoint_every_n_steps=3", "trainer.val_check_interval=2",
-                "model.dropout=0.1"]
+                "model.dropout=0.1", "trainer.log_every_n_steps=1"]
     straight = make_exp(tmp_path, shards, "straight")
     train(straight, NAR, *settings)
 
@@ -129,6 +129,11 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, shards, monkeypatch, c
     different = [k for k in a if not torch.equal(a[k], b[k])]
     assert not different, different
     assert any(not torch.equal(at_step3["state_dict"][k], b[k]) for k in b)  # steps 4..6 did train
+    # The training curves continue from the checkpoint: the same points, none twice, none missing.
+    curves = [json.loads((exp / "train_nar" / "curves.json").read_text()) for exp in (straight, resumed)]
+    assert curves[0] == curves[1]
+    assert [p["step"] for p in curves[0]["train"]] == [1, 2, 3, 4, 5, 6]
+    assert [p["step"] for p in curves[0]["val"]] == [2, 4, 6] and "val/loss" in curves[0]["val"][0]
 
 
 def test_ddp_two_cpu_processes(tmp_path, shards):

@@ -135,3 +135,46 @@ def test_cli_synthesize(release, tmp_path, capsys):
     assert main([*args[:6], str(tmp_path / "missing.wav"), *args[7:]]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 2 and "nope not found" in errors[0] and "missing.wav: unreadable audio" in errors[1]
+
+
+def test_card_front_matter_is_hub_model_card_metadata(release):
+    card = (release / "README.md").read_text()
+    assert card.startswith("---\n")
+    front, body = card[4:].split("\n---\n", 1)
+    meta = yaml.safe_load(front)
+    assert meta["license"] == "apache-2.0" and meta["language"] == ["en"] and meta["library_name"] == "ttsframe"
+    assert meta["pipeline_tag"] == "text-to-speech" and {"text-to-speech", "valle"} <= set(meta["tags"])
+    assert "datasets" not in meta  # the built-in corpus is on no hub
+    assert body.lstrip().startswith("# toy:")
+
+
+def hub_cache(root, repo: str, release, commit: str = "0123456789abcdef0123456789abcdef01234567"):
+    """A Hugging Face hub cache holding `release` as the main revision of model repo `repo`."""
+    folder = root / f"models--{repo.replace('/', '--')}"
+    snapshot = folder / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for p in release.iterdir():
+        (snapshot / p.name).write_bytes(p.read_bytes())
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text(commit)
+    return root
+
+
+def test_a_hub_id_in_the_local_cache_loads_like_the_folder(synth, release, tmp_path, monkeypatch, capsys):
+    import soundfile as sf
+    from huggingface_hub import constants
+
+    from ttsframe.__main__ import main
+
+    cache = hub_cache(tmp_path / "hub", "someone/toy-tts", release)
+    loaded = load_release("someone/toy-tts", device="cpu", cache_dir=cache)
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.synthesize(ITEMS, OPTIONS), synth.synthesize(ITEMS, OPTIONS)))
+    with pytest.raises(UserError, match="not in the local Hugging Face cache.*hf download someone/other"):
+        load_release("someone/other", device="cpu", cache_dir=cache, allow_download=False)
+    # The synthesize command takes the id too (the default cache: huggingface_hub's HF_HUB_CACHE).
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    sf.write(tmp_path / "voice.wav", prompt_wav(), RATE)
+    assert main(["synthesize", "--release", "someone/toy-tts", "--text", "hello world", "--prompt-wav",
+                 str(tmp_path / "voice.wav"), "--prompt-text", "the test", "--out", str(tmp_path / "out.wav"),
+                 "--device", "cpu"]) == 0
+    assert len(sf.read(tmp_path / "out.wav")[0]) > 0

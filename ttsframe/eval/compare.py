@@ -76,6 +76,23 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def format_markdown(rows: list[dict]) -> str:
+    """A GitHub-flavoured Markdown table of the rows (metric columns right-aligned, arrows in the
+    header: lower or higher is better), for papers and model cards."""
+    columns = ordered({key for row in rows for key in row} - set(KEYS))
+
+    def head(column: str) -> str:
+        arrow = METRICS.get(column, ("",))[0]
+        return f"{column} {arrow}".strip()
+
+    lines = ["| " + " | ".join([*KEYS, *map(head, columns)]) + " |",
+             "|" + "|".join(["---"] * len(KEYS) + ["---:"] * len(columns)) + "|"]
+    for row in rows:
+        cells = [str(row[k]).replace("|", "\\|") for k in KEYS] + [fmt(row.get(c)) for c in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def compare_table(paths: list[str], system: str | None = None, set_name: str | None = None) -> str:
     """The aggregates of the evaluations under `paths` as a fixed-width text table."""
     return format_table(compare_rows(paths, system, set_name))
@@ -85,11 +102,15 @@ def add_compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", help="experiment dirs (exp/<recipe>) or metrics.json files")
     p.add_argument("--system", help="only this system (ground_truth, resynthesis, synthesis)")
     p.add_argument("--set", dest="set_name", help="only this evaluation set (e.g. test)")
-    p.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    output = p.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    output.add_argument("--markdown", action="store_true", help="print a Markdown table (papers, model cards)")
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(compare_rows(args.paths, args.system, args.set_name), indent=2, ensure_ascii=False))
+    elif args.markdown:
+        print(format_markdown(compare_rows(args.paths, args.system, args.set_name)))
     else:
         print(compare_table(args.paths, args.system, args.set_name))

@@ -2,7 +2,7 @@
 
 One self-contained page (inline CSS, no script, relative links, opens from file://): a header
 with the protocol and the skipped metrics, the aggregates with one column per system (ground
-truth beside synthesis), the speed, then one block per utterance with its text, the ASR
+truth beside synthesis), the training curves of the run's train stages (inline SVG), the speed, then one block per utterance with its text, the ASR
 hypotheses and metrics per system, and a player plus a log-mel spectrogram for each recording.
 Spectrograms are written to `spectrograms/` beside the page; images newer than their wav are kept.
 """
@@ -52,10 +52,12 @@ details.item { border: 1px solid #ddd; border-radius: 4px; margin: .5em 0; paddi
 details.item > summary { cursor: pointer } .text { font-size: 1.05em }
 .media { display: grid; grid-template-columns: 8em 260px 1fr; gap: .4em .8em; align-items: center }
 .media audio { width: 100% } .spec { overflow-x: auto } .spec img { display: block; max-width: none }
+.curves { display: flex; flex-wrap: wrap; gap: .6em }
 """
 
 
-def write_report(eval_dir: Path, metrics: dict, sample_rate_hint: int | None = None) -> Path:
+def write_report(eval_dir: Path, metrics: dict, sample_rate_hint: int | None = None,
+                 curves: dict[str, dict] | None = None) -> Path:
     """Writes `eval_dir/report.html` and the spectrograms it shows.
 
     Args:
@@ -63,6 +65,7 @@ def write_report(eval_dir: Path, metrics: dict, sample_rate_hint: int | None = N
         metrics: the content of metrics.json.
         sample_rate_hint: resample every recording to this rate before its spectrogram, so that
             all images share one time scale; None analyses each file at its own rate.
+        curves: {train stage: its curves.json} (`ttsframe.training.curves`), drawn as charts.
 
     Returns:
         The path of the page.
@@ -72,7 +75,7 @@ def write_report(eval_dir: Path, metrics: dict, sample_rate_hint: int | None = N
     eval_dir = Path(eval_dir)
     images = write_spectrograms(eval_dir, metrics.get("items") or [], sample_rate_hint)
     path = eval_dir / "report.html"
-    write_text(path, render_page(metrics, images, eval_dir))
+    write_text(path, render_page(metrics, images, eval_dir, curves or {}))
     return path
 
 
@@ -123,9 +126,11 @@ def draw_spectrogram(wav_path: Path, png_path: Path, sample_rate: int | None) ->
     return True
 
 
-def render_page(metrics: dict, images: dict[str, tuple[str, int]], eval_dir: Path) -> str:
+def render_page(metrics: dict, images: dict[str, tuple[str, int]], eval_dir: Path,
+                curves: dict[str, dict] | None = None) -> str:
     title = f"{metrics.get('recipe', '?')} / {metrics.get('set', '?')}: evaluation"
     body = [f"<h1>{escape(title)}</h1>", header(metrics), "<h2>Aggregates</h2>", aggregates_table(metrics),
+            "<h2>Training</h2>", training_section(curves or {}),
             "<h2>Speed</h2>", speed_section(metrics.get("speed") or {}),
             "<h2>Utterances</h2>", items_section(metrics, images, eval_dir)]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -159,6 +164,16 @@ def aggregates_table(metrics: dict) -> str:
     return f"<table>{''.join(rows)}</table><p class=\"muted\">↓ lower is better, ↑ higher is better; " \
            "- = not computed. Read a synthesis score against the ground-truth column: that is what the " \
            "ASR and the speaker encoder make of real speech.</p>"
+
+
+def training_section(curves: dict[str, dict]) -> str:
+    """Loss and accuracy against the step of each train stage (inline SVG), or why there are none."""
+    from ttsframe.eval.curves_svg import stage_charts
+
+    charts = [svg for stage, data in curves.items() for svg in stage_charts(stage, data)]
+    if not charts:
+        return '<p class="muted">no training curves (the train stages wrote no curves.json)</p>'
+    return '<div class="curves">' + "".join(charts) + "</div>"
 
 
 def speed_section(speed: dict) -> str:

@@ -107,7 +107,11 @@ def run(cfg: DictConfig, ctx) -> dict:
     write_json(out_dir / "metrics.json", metrics)
     from ttsframe.eval.report import write_report
 
-    report = write_report(out_dir, metrics)
+    from ttsframe.training.curves import read_curves
+
+    stages = [options[key] for key in cls.CHECKPOINT_STAGES if options.get(key)]
+    curves = {stage: found for stage in stages if (found := read_curves(ctx.exp_dir / stage)) is not None}
+    report = write_report(out_dir, metrics, curves=curves)
     print_summary(metrics)
     return {"split": split, "items": len(items), "metrics": str(out_dir / "metrics.json"), "report": str(report),
             **{f"{s}_{k}": metrics["aggregates"][s].get(k) for s in systems for k in ("wer", "sim_to_prompt")}}

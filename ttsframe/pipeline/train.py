@@ -1,7 +1,8 @@
 """Stage `train`: one model (the stage's `task:` option) trained on the tokenized shards.
 
 Writes under `exp/<recipe>/<stage name>/`: `checkpoints/{last,best}.ckpt`, `logs/`,
-`summary.json` (and `config.yaml`, by the runner). Running the stage again after it stopped
+`summary.json`, `curves.json` (losses and accuracies against the step, `ttsframe.training.curves`;
+the evaluation report draws them) and `config.yaml` (by the runner). Running the stage again after it stopped
 resumes from the newest checkpoint, exactly (see `ttsframe.training.resume`); a finished stage
 whose `trainer.max_steps` was raised continues to the new budget; `--force` sets the old
 checkpoints aside (`checkpoints.<n>/`) and starts over. With `launcher=slurm` the stage is
@@ -36,6 +37,7 @@ from ttsframe.training.loggers import LOGGERS, build_logger
 from ttsframe.training.optim import OPTIMIZERS
 from ttsframe.training.resume import (DataPosition, ResumableData, find_resume_checkpoint, read_checkpoint_meta,
                                       set_aside)
+from ttsframe.training.curves import FILE as CURVES_FILE, TrainingCurves
 from ttsframe.training.trainer import ACCELERATORS, STRATEGIES, build_trainer, uses_gpu, world_size
 
 OUTPUT_DIR = None  # one folder per train stage, named after it
@@ -204,7 +206,8 @@ def train(cfg: DictConfig, ctx, task: type) -> dict:
         return json.loads(summary_path.read_text()) if summary_path.is_file() else {"global_step": step}
     position, summary = DataPosition(seed), TrainSummary(summary_path)
     logger = build_logger(t.logger, ctx.out_dir, t.wandb_project, f"{cfg.recipe}/{ctx.name}")
-    callbacks = [position, summary, *audio_sample_callbacks(cfg, module, ctx.exp_dir / SHARD_DIR, ctx.out_dir)]
+    curves = TrainingCurves(ctx.out_dir / CURVES_FILE, int(t.log_every_n_steps))
+    callbacks = [position, summary, curves, *audio_sample_callbacks(cfg, module, ctx.exp_dir / SHARD_DIR, ctx.out_dir)]
     trainer = build_trainer(t, ctx.out_dir, logger, callbacks)
     print(f"train: {ctx.name}: {task.__name__}, {world_size(t)} process(es), max_steps {t.max_steps} -> {ctx.out_dir}")
     with workers_run_this_stage(cfg, ctx), warnings.catch_warnings():

@@ -77,3 +77,20 @@ def test_command_prints_json_or_a_table(experiments, capsys):
     assert rows[2]["utmos"] is None
     cmd_compare(parser.parse_args([experiments[1], "--system", "synthesis"]))
     assert capsys.readouterr().out.splitlines()[0].split()[:4] == ["experiment", "set", "system", "wer"]
+
+
+def test_markdown_table_for_papers_and_model_cards(experiments, capsys):
+    parser = argparse.ArgumentParser()
+    add_compare_args(parser)
+    cmd_compare(parser.parse_args([*experiments, "--set", "test", "--markdown"]))
+    lines = capsys.readouterr().out.splitlines()
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    assert cells[0] == ["experiment", "set", "system", "wer ↓", "sim_to_prompt ↑", "mcd ↓", "utmos ↑", "rtf ↓",
+                        "items", "alpha", "zeta"]
+    assert lines[1] == "|---|---|---|" + "|".join(["---:"] * 8) + "|"
+    assert [row[2:] for row in cells[2:]] == [
+        ["ground_truth", "0.310", "0.830", "-", "-", "-", "60", "-", "-"],
+        ["synthesis", "1.070", "-", "8.100", "-", "1.690", "60", "-", "3"],
+        ["synthesis", "0.520", "-", "-", "-", "-", "40", "0.500", "-"]]  # utmos null: "-"
+    with pytest.raises(SystemExit):  # one output format at a time
+        parser.parse_args([experiments[0], "--json", "--markdown"])

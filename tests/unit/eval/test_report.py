@@ -220,3 +220,23 @@ def test_headless_chromium_renders_every_image_and_player(report, tmp_path):
     seen = json.loads(html.unescape(found.group(1)))
     assert seen == {"images": len(page.images), "rendered": len(page.images),
                     "players": len(page.audio), "playable": len(page.audio)}
+
+
+def test_training_curves_are_drawn_per_stage_or_their_absence_said(tmp_path):
+    eval_dir, metrics = make_eval_dir(tmp_path / "run")
+    curves = {"train_ar": {"train": [{"step": s, "train/loss": 5.0 - s / 100, "train/accuracy": s / 400}
+                                     for s in range(10, 310, 10)],
+                           "val": [{"step": 150, "val/loss": 4.0}, {"step": 300, "val/loss": 3.5, "val/accuracy": 0.6}]},
+              "train_nar": {"train": [], "val": []}}
+    text = write_report(eval_dir, metrics, curves=curves).read_text(encoding="utf-8")
+    training = text[text.index("<h2>Training</h2>"): text.index("<h2>Speed</h2>")]
+    assert training.count("<svg") == 2  # train_ar: loss and accuracy; train_nar logged nothing to draw
+    assert "train_ar: loss" in training and "validation (loss)" in training and "train (accuracy)" in training
+    loss_chart = training[: training.index("train_ar: accuracy")]
+    assert loss_chart.count("<polyline") == 2 and "300 steps" in loss_chart
+    points = re.search(r'<polyline[^>]*points="([^"]+)"', loss_chart).group(1).split()
+    assert len(points) == 30  # every logged train step, in step order
+    ys = [float(p.split(",")[1]) for p in points]
+    assert ys == sorted(ys)  # the falling loss goes down the chart (SVG y grows downwards)
+    empty = write_report(eval_dir, metrics).read_text(encoding="utf-8")
+    assert "no training curves" in empty
