@@ -19,7 +19,6 @@ Random-init models and random data: speed and numerics only.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 import torch
 from cosyvoice_speed import N_SPEECH, SPK, TOKEN_RATE
@@ -164,7 +163,6 @@ def main() -> None:
         print(f"{label:15s} {params / 1e6:8.1f} M params  loss fp32 {fp32:.4f} bf16 {bf16:.4f} (rel. diff "
               f"{abs(bf16 - fp32) / max(abs(fp32), 1e-8):.1e})  {seconds * 1e3:8.1f} ms/step  {frames / seconds:9.0f} "
               f"frames/s  {flops / 1e9:9.1f} GFLOP/step  {flops / seconds / 1e12:7.3f} TFLOP/s  {mfu}")
-        del model, optim
         if device.type == "cuda":
             torch.cuda.empty_cache()
 

@@ -17,7 +17,6 @@ tokenizer's weights too, so shards and releases need no tokenizer folder.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ import torch
 from ttsframe.codecs.base import full_lengths, resolve_device
 from ttsframe.codecs.kmeans import fit_rvq, rvq_decode, rvq_encode
 from ttsframe.codecs.mel import MelConfig, MelSpectrogram, check_mel_compatible, default_vocoder
+from ttsframe.codecs.state_file import check_settings, read_state, write_state
 from ttsframe.data.audio import resample
 from ttsframe.errors import ConfigError, UserError
 
@@ -235,39 +235,22 @@ class SemanticCodec:
     def save(self, path: str | Path) -> None:
         """Statistics, token means, residual codebooks and the tokenizer (weights + its json) in one
         safetensors file."""
-        from safetensors.torch import save_file
-
         from ttsframe.tokenizers.s3_asr.io import tokenizer_state
-        from ttsframe.utils.atomic import atomic_path
 
         self._require_fitted()
         tokenizer_meta, tokenizer_weights = tokenizer_state(self.tokenizer)
-        meta = {"format": FORMAT, **self._settings(), "tokenizer": tokenizer_meta, "fit": self.fit_report}
-        tensors = {"mean": self.mean, "std": self.std, "token_means": self.token_means, "residual": self.residual,
-                   **{TOKENIZER_PREFIX + k: v for k, v in tokenizer_weights.items()}}
-        with atomic_path(path) as tmp:
-            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp),
-                      metadata={"ttsframe": json.dumps(meta)})
+        write_state(path, FORMAT, {**self._settings(), "tokenizer": tokenizer_meta, "fit": self.fit_report},
+                    {"mean": self.mean, "std": self.std, "token_means": self.token_means, "residual": self.residual,
+                     **{TOKENIZER_PREFIX + k: v for k, v in tokenizer_weights.items()}})
 
     def load(self, path: str | Path) -> "SemanticCodec":
         """Reads a state written by `save`; fails if it was fitted with other settings."""
-        from safetensors import safe_open
-
         from ttsframe.tokenizers.s3_asr.io import tokenizer_from_state
 
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"semantic codec state {path} not found")
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            meta = json.loads((f.metadata() or {}).get("ttsframe", "{}"))
-            if meta.get("format") != FORMAT:
-                raise UserError(f"{path}: not a ttsframe semantic codec state (format {meta.get('format')!r})")
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        meta, tensors = read_state(path, FORMAT, "semantic codec")
         check_mel_compatible(meta["mel"], self.mel_config, f"{path} vs the codec config")
-        for key, value in (("n_codebooks", self.n_codebooks), ("residual_codebook_size", self.config.codebook_size)):
-            if meta[key] != value:
-                raise ConfigError(f"{path} was fitted with {key}={meta[key]}, the config says {value}; "
-                                  "delete it to refit, or change the config")
+        check_settings(path, meta, {"n_codebooks": self.n_codebooks,
+                                    "residual_codebook_size": self.config.codebook_size})
         weights = {k[len(TOKENIZER_PREFIX):]: v for k, v in tensors.items() if k.startswith(TOKENIZER_PREFIX)}
         self.tokenizer = tokenizer_from_state(meta["tokenizer"], weights, self.device)
         self.mean, self.std, self.token_means, self.residual = (

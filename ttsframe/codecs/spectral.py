@@ -9,7 +9,6 @@ at most `fit_max_frames` frames drawn uniformly (reservoir sampling) from the tr
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import torch
 from ttsframe.codecs.base import full_lengths, resolve_device
 from ttsframe.codecs.kmeans import fit_rvq, rvq_decode, rvq_encode
 from ttsframe.codecs.mel import MelConfig, MelSpectrogram, check_mel_compatible, default_vocoder
+from ttsframe.codecs.state_file import check_settings, read_state, write_state
 from ttsframe.errors import ConfigError, UserError
 
 FORMAT = "ttsframe.spectral_codec/1"
@@ -190,34 +190,15 @@ class SpectralCodec:
 
     def save(self, path: str | Path) -> None:
         """Writes mean, std and codebooks to one safetensors file, settings as JSON metadata."""
-        from safetensors.torch import save_file
-
-        from ttsframe.utils.atomic import atomic_path
-
         self._require_fitted()
-        meta = {"format": FORMAT, **self._settings(), "fit": self.fit_report}
-        tensors = {"mean": self.mean, "std": self.std, "codebooks": self.codebooks}
-        with atomic_path(path) as tmp:
-            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp),
-                      metadata={"ttsframe": json.dumps(meta)})
+        write_state(path, FORMAT, {**self._settings(), "fit": self.fit_report},
+                    {"mean": self.mean, "std": self.std, "codebooks": self.codebooks})
 
     def load(self, path: str | Path) -> "SpectralCodec":
         """Reads a state written by `save`; fails if it was fitted with other settings."""
-        from safetensors import safe_open
-
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"spectral codec state {path} not found")
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            meta = json.loads((f.metadata() or {}).get("ttsframe", "{}"))
-            if meta.get("format") != FORMAT:
-                raise UserError(f"{path}: not a ttsframe spectral codec state (format {meta.get('format')!r})")
-            tensors = {k: f.get_tensor(k) for k in ("mean", "std", "codebooks")}
+        meta, tensors = read_state(path, FORMAT, "spectral codec")
         check_mel_compatible(meta["mel"], self.mel_config, f"{path} vs the codec config")
-        for key in ("n_codebooks", "codebook_size"):
-            if meta[key] != getattr(self, key):
-                raise ConfigError(f"{path} was fitted with {key}={meta[key]}, the config says "
-                                  f"{getattr(self, key)}; delete it to refit, or change the config")
+        check_settings(path, meta, {"n_codebooks": self.n_codebooks, "codebook_size": self.codebook_size})
         self.mean, self.std, self.codebooks = (tensors[k].to(self.device) for k in ("mean", "std", "codebooks"))
         self.fit_report = meta.get("fit", {})
         return self

@@ -18,7 +18,7 @@ def test_schema_starts_with_name_and_has_common_fields(name):
 
 
 def test_unknown_codec_lists_valid_ones():
-    with pytest.raises(ConfigError, match="unknown codec `soundstream`; valid codecs: dac, encodec, mel, spectral"):
+    with pytest.raises(ConfigError, match="unknown codec `soundstream`; valid codecs: dac, encodec, mel, semantic, spectral"):
         codec_schema("soundstream")
     with pytest.raises(ConfigError, match="needs `name:`"):
         build_codec({"bandwidth": 6})
