@@ -42,7 +42,6 @@ SAMPLING_FLAGS = {"temperature": "--temperature", "top_k": "--top-k", "top_p": "
 
 def cmd_synthesize(args: argparse.Namespace) -> None:
     import dataclasses
-    from pathlib import Path
 
     from ttsframe.data.audio import load_audio, save_audio
     from ttsframe.inference import SynthesisItem

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 import yaml
 
 from ttsframe.__main__ import main
