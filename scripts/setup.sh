@@ -18,7 +18,7 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
     TORCH_PINS=("torch==2.13.0" "torchaudio==2.11.0")
   fi
 fi
-$PIP install "${TORCH_PINS[@]}" -e ".[test]"
+$PIP install "${TORCH_PINS[@]}" -e ".[test,demo]"
 
 # DAC without its dependency pins (see pyproject.toml for why and for what it really imports).
 # Resemblyzer without its `webrtcvad` and `typing` requirements (see pyproject.toml).
