@@ -36,6 +36,13 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && ! command -v flit
     || echo "note: flite not installed; the built-in corpus uses espeak-ng voices only"
 fi
 
+# ffmpeg: the web demo's live player for streaming releases (Gradio encodes the chunks with it).
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && ! command -v ffmpeg >/dev/null 2>&1; then
+  (apt-get install -y --no-install-recommends ffmpeg >/dev/null 2>&1 \
+    || (apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends ffmpeg >/dev/null 2>&1)) \
+    || echo "note: ffmpeg not installed; the web demo streams without its live player"
+fi
+
 # Headless Chromium renders the evaluation report in a test (root + apt only; a note otherwise).
 bash scripts/install_chromium.sh
 

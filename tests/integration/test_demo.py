@@ -1,9 +1,12 @@
-"""The web demo in headless Chromium: a release of a tiny random MELLE (char frontend, Griffin-Lim)
-served on a free local port; text + uploaded prompt + transcript give an <audio> player that plays
-and a spectrogram <img>; bad input (empty text, a symbol the vocabulary lacks) answers in the page;
-the experiment's test prompt becomes an example. A screenshot is kept under tmp_path (and in
-tests/artifacts/demo.png when TTSFRAME_KEEP_ARTIFACTS is set)."""
+"""The web demo in headless Chromium: releases of a tiny random MELLE and a tiny random CosyVoice
+(char frontend, Griffin-Lim) served side by side on a free local port; text + uploaded prompt +
+transcript give an <audio> player that plays and a spectrogram <img> in each column, the CosyVoice
+column streaming (its live player, where ffmpeg is on PATH, and the first-audio latency); bad
+input (empty text, a symbol the vocabulary lacks) answers in the page; the experiment's test
+prompt becomes an example. A screenshot is kept under tmp_path (and in tests/artifacts/demo.png
+when TTSFRAME_KEEP_ARTIFACTS is set)."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -16,14 +19,23 @@ import soundfile as sf
 import torch
 
 from ttsframe.codecs.mel import MelConfig
+from ttsframe.models.cosyvoice.flow import CosyVoiceFlow
+from ttsframe.models.cosyvoice.flow_presets import flow_tiny
+from ttsframe.models.cosyvoice.lm import SpeechLM
+from ttsframe.models.cosyvoice.presets import lm_tiny
+from ttsframe.models.cosyvoice.synthesizer import CosyVoiceSynthesizer
 from ttsframe.models.melle.model import Melle
 from ttsframe.models.melle.presets import melle_tiny
 from ttsframe.models.melle.synthesizer import MelleSynthesizer
 from ttsframe.release import write_release
 from ttsframe.text import CharFrontend, Vocabulary
+from ttsframe.tokenizers.s3_asr.features import AsrFeatureConfig
+from ttsframe.tokenizers.s3_asr.io import load_tokenizer, save_tokenizer
+from ttsframe.tokenizers.s3_asr.model import S3AsrConfig, S3AsrModel
 from ttsframe.vocoders.griffin_lim import GriffinLim
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration,  # and torch on the CosyVoice flow's speaker layer of width 0:
+              pytest.mark.filterwarnings("ignore:Initializing zero-element tensors:UserWarning")]
 
 RATE, M = 8000, 20
 MEL = MelConfig(sample_rate=RATE, n_fft=256, hop_length=64, win_length=256, n_mels=M, fmax=4000.0)
@@ -72,6 +84,26 @@ def write_tiny_release(exp: Path, prompt: Path) -> Path:
     return release
 
 
+def write_tiny_cosyvoice(folder: Path) -> Path:
+    """folder/release: a seeded random CosyVoice at the same rate (no speaker embedding) whose LM
+    never emits eos."""
+    torch.manual_seed(0)
+    asr = S3AsrModel(S3AsrConfig(n_symbols=8, d_model=32, n_heads=2, layers_before=1, layers_after=1, ffn_dim=64,
+                                 subsample=4, fsq_levels=(3, 3), dropout=0.0))
+    save_tokenizer(folder / "tokenizer", asr, tuple("abcdefg"), AsrFeatureConfig(), [])
+    tokenizer = load_tokenizer(folder / "tokenizer")
+    frontend = CharFrontend()
+    vocab = Vocabulary.build(frontend.symbols(["hello world.", "a quick voice prompt, the test"]), frontend.settings())
+    flow = CosyVoiceFlow(dataclasses.replace(flow_tiny(tokenizer.vocab_size, n_mels=M), spk_dim=0,
+                                             mel_rate=RATE / MEL.hop_length))
+    synth = CosyVoiceSynthesizer(SpeechLM(lm_tiny(len(vocab), tokenizer.vocab_size, spk_dim=0)), flow, tokenizer, None,
+                                 MEL, frontend, vocab, GriffinLim(MEL, n_iter=4), max_prompt_seconds=3.0,
+                                 text_config={"frontend": "chars", "language": "en-us"})
+    with torch.no_grad():
+        synth.lm.head.bias[synth.lm.config.eos] = -50.0  # every request runs to its token budget: many chunks
+    return write_release(folder / "release", synth, {"recipe": "demo_toy_cosyvoice", "data": {"corpus": "builtin"}})
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -93,7 +125,7 @@ def browser_path() -> str:
 
 @pytest.fixture
 def server(tmp_path, monkeypatch):
-    """The demo of the tiny release on a free port (background thread); yields (url, prompt wav)."""
+    """The demo of the tiny releases on a free port (background thread); yields (url, prompt wav)."""
     try:
         import gradio  # noqa: F401
     except ImportError:
@@ -105,13 +137,13 @@ def server(tmp_path, monkeypatch):
 
     prompt = tmp_path / "prompt.wav"
     sf.write(prompt, harmonic_tone(), 16000)
-    release = write_tiny_release(tmp_path / "exp", prompt)
+    releases = [write_tiny_release(tmp_path / "exp", prompt), write_tiny_cosyvoice(tmp_path / "cosyvoice")]
 
     def no_asr(wav, rate):
         raise AssertionError("the test types the transcript: the ASR must not run")
 
     port = free_port()
-    demo = launch(build_app(load_releases([release]), transcribe=no_asr), "127.0.0.1", port, block=False)
+    demo = launch(build_app(load_releases(releases), transcribe=no_asr), "127.0.0.1", port, block=False)
     try:
         yield f"http://127.0.0.1:{port}/", prompt
     finally:
@@ -129,6 +161,8 @@ PLAYABLE = """async (selector) => {
 
 def test_page_synthesizes_and_answers_bad_input(browser_path, server, tmp_path):
     from playwright.sync_api import sync_playwright
+
+    from ttsframe.demo.streaming import live_player
 
     url, prompt = server
     shot = tmp_path / "demo.png"
@@ -148,6 +182,7 @@ def test_page_synthesizes_and_answers_bad_input(browser_path, server, tmp_path):
             page.locator("#demo-prompt #duration").get_by_text("0:02").wait_for()  # uploaded: a 2 s waveform
             page.locator("#demo-transcript textarea").fill(TRANSCRIPT)
             page.locator("#demo-run").click()
+            page.locator("#demo-stats-1").get_by_text("Streaming:").wait_for()  # CosyVoice's chunks reach the page
 
             page.wait_for_function("() => document.querySelector('#demo-audio-0 audio')?.getAttribute('src')")
             played = page.evaluate(PLAYABLE, "#demo-audio-0 audio")
@@ -159,6 +194,16 @@ def test_page_synthesizes_and_answers_bad_input(browser_path, server, tmp_path):
             stats = page.locator("#demo-stats-0")
             stats.get_by_text("RTF").wait_for()
             assert " s of audio at 8000 Hz" in stats.inner_text()
+
+            if live_player():  # the live player's <audio> (hls.js) plays what came
+                page.wait_for_function("() => document.querySelector('#demo-stream-1 audio')?.currentTime > 0")
+            else:
+                assert page.locator("#demo-stream-1").count() == 0
+                page.locator("#demo-release-1").get_by_text("needs ffmpeg on PATH").wait_for()
+            page.locator("#demo-stats-1").get_by_text("first audio after").wait_for(timeout=120_000)  # the stream ended
+            played = page.evaluate(PLAYABLE, "#demo-audio-1 audio")
+            assert played["src"].endswith(".wav") and played["duration"] > 0.1, played
+            assert "RTF" in page.locator("#demo-stats-1").inner_text()
             page.screenshot(path=str(shot), full_page=True)
 
             page.locator("#demo-text textarea").fill("")
@@ -167,8 +212,10 @@ def test_page_synthesizes_and_answers_bad_input(browser_path, server, tmp_path):
 
             page.locator("#demo-text textarea").fill("hello 日")
             page.locator("#demo-run").click()
-            page.locator("#demo-stats-0").get_by_text("vocabulary lacks").wait_for()
-            assert "'日'" in page.locator("#demo-stats-0").inner_text()
+            for column in ("#demo-stats-0", "#demo-stats-1"):
+                page.locator(column).get_by_text("vocabulary lacks").wait_for()
+                assert "'日'" in page.locator(column).inner_text()
+            assert page.locator("#demo-stream-1 audio").count() == 0  # the live player is emptied
             assert page.locator("#demo-status").inner_text().strip() == ""
         finally:
             browser.close()

@@ -10,6 +10,7 @@ prompt, side by side, for A/B listening. One file per job:
     inputs.py       the checks of text, prompt audio and transcript (the page's error messages)
     transcribe.py   the bundled offline ASR (faster-whisper tiny.en), loaded on first use
     synthesis.py    one release's run: audio, seconds, RTF
+    streaming.py    a streaming release's run (CosyVoice): chunks to the live player, then the result
     spectrogram.py  audio -> a spectrogram image (matplotlib, no pyplot state)
     examples.py     example requests from the synthesize stage beside a release, if any
     app.py          the gr.Blocks page, and `serve` (queue on, one request at a time per release)

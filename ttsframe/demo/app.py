@@ -5,6 +5,9 @@ release has any (`ttsframe.demo.examples`), then one column per release: its sam
 (`ttsframe.demo.options`), audio, spectrogram and a line with duration and RTF. A click first
 checks the shared inputs and fills an empty transcript with the ASR (`prepare`); then each
 release runs as its own queued event (one request at a time per release, releases in parallel).
+A release that streams (`ttsframe.demo.streaming`, CosyVoice) also gets a streaming player that
+plays the chunks as they come; the audio, spectrogram and line (with the first-audio latency)
+follow when the stream ends.
 `launch` turns the queue on and serves; `serve` (the `demo` command) loads the releases first.
 Bad input shows as a message in the page: in the status line, or in a release's column when
 only that release refuses it (e.g. symbols its vocabulary lacks); never a traceback.
@@ -25,6 +28,7 @@ from ttsframe.demo.inputs import InputError, prepare_request
 from ttsframe.demo.options import OptionField, build_options, option_fields
 from ttsframe.demo.releases import DemoRelease, load_releases
 from ttsframe.demo.spectrogram import spectrogram_image
+from ttsframe.demo.streaming import live_player, stream_handler, streams
 from ttsframe.demo.synthesis import synthesize
 from ttsframe.demo.transcribe import LazyASR
 from ttsframe.errors import UserError
@@ -137,18 +141,26 @@ def build_app(releases: list[DemoRelease], transcribe: Callable | None = None,
         with gr.Row(equal_height=False):
             for i, release in enumerate(releases):
                 with gr.Column(elem_id=f"demo-release-{i}"):
+                    streaming = streams(release)
+                    live = streaming and live_player()
+                    note = ("\n\nIt streams, but the live player needs ffmpeg on PATH: the audio comes "
+                            "when it is complete.") if streaming and not live else ""
                     gr.Markdown(f"### {escape_markdown(release.name)}\n{escape_markdown(release.title)} "
-                                f"({release.family}, {release.synthesizer.sample_rate} Hz)")
+                                f"({release.family}, {release.synthesizer.sample_rate} Hz){note}")
                     fields = option_fields(release.options_class)
                     with gr.Accordion(f"Sampling options ({release.options_class.__name__})", open=False):
                         controls = [option_control(f) for f in fields]
+                    player = [gr.Audio(label="Streaming (plays while the LM decodes)", streaming=True, autoplay=True,
+                                       interactive=False, elem_id=f"demo-stream-{i}")] if live else []
                     audio = gr.Audio(label="Synthesized", type="numpy", format="wav", interactive=False,
                                      elem_id=f"demo-audio-{i}",  # the browser's own <audio controls> player
                                      waveform_options=gr.WaveformOptions(show_recording_waveform=False))
                     image = gr.Image(label="Spectrogram", type="numpy", format="png", interactive=False,
                                      elem_id=f"demo-spec-{i}")
                     stats = gr.Markdown("", elem_id=f"demo-stats-{i}")
-                prepared.then(release_handler(release, fields), [request, *controls], [audio, image, stats],
+                handler = (stream_handler(release, fields, live, cleared=gr.update(value=None)) if streaming
+                           else release_handler(release, fields))
+                prepared.then(handler, [request, *controls], [*player, audio, image, stats],
                               concurrency_id=f"release-{i}", concurrency_limit=1)
     return demo
 

@@ -16,12 +16,15 @@ from ttsframe.inference import SynthesisItem
 @dataclass
 class Result:
     """wav: (T,) float32 at sample_rate; compute_seconds: wall clock of `synthesize`;
-    parts: its seconds per part (`last_timings`), when the synthesizer records them."""
+    parts: its seconds per part (`last_timings`), when the synthesizer records them;
+    first_audio_seconds, chunks: a stream's latency to its first chunk and its chunk count."""
 
     wav: np.ndarray
     sample_rate: int
     compute_seconds: float
     parts: dict
+    first_audio_seconds: float | None = None
+    chunks: int = 0
 
     @property
     def seconds(self) -> float:
@@ -33,10 +36,19 @@ class Result:
         return self.compute_seconds / self.seconds if self.seconds > 0 else float("inf")
 
     def summary(self) -> str:
-        """One markdown line: duration, compute time, RTF and the parts."""
+        """One markdown line: duration, compute time, RTF, the parts and a stream's first-audio latency."""
         parts = ", ".join(f"{k} {v:.2f} s" for k, v in self.parts.items())
+        first = "" if self.first_audio_seconds is None else (
+            f"; first audio after **{self.first_audio_seconds:.2f} s** ({self.chunks} chunks streamed)")
         return (f"**{self.seconds:.2f} s** of audio at {self.sample_rate} Hz in {self.compute_seconds:.2f} s: "
-                f"**RTF {self.rtf:.2f}**" + (f" ({parts})" if parts else ""))
+                f"**RTF {self.rtf:.2f}**" + (f" ({parts})" if parts else "") + first)
+
+
+def checked_item(synth, request: Request) -> SynthesisItem:
+    """The request as a `SynthesisItem`, once its text and transcript fit the vocabulary (InputError if not)."""
+    check_symbols(synth, request.text, "The text")
+    check_symbols(synth, request.transcript, "The prompt's transcript")
+    return SynthesisItem(request.text, request.wav, request.sample_rate, request.transcript)
 
 
 def synthesize(release: DemoRelease, request: Request, options) -> Result:
@@ -46,9 +58,7 @@ def synthesize(release: DemoRelease, request: Request, options) -> Result:
         InputError: symbols the vocabulary lacks, or what the synthesizer refuses (UserError).
     """
     synth = release.synthesizer
-    check_symbols(synth, request.text, "The text")
-    check_symbols(synth, request.transcript, "The prompt's transcript")
-    item = SynthesisItem(request.text, request.wav, request.sample_rate, request.transcript)
+    item = checked_item(synth, request)
     began = time.perf_counter()
     try:
         [wav] = synth.synthesize([item], options)
