@@ -3,14 +3,13 @@ bring the log-mel closer; save/load keeps the tokenizer; config errors name what
 
 import pytest
 import torch
+from tiny_tokenizer import save_tiny_tokenizer
 
 from ttsframe.codecs import build_codec
 from ttsframe.codecs.base import FittableCodec
 from ttsframe.codecs.semantic import Config, SemanticCodec, token_of_frame
 from ttsframe.errors import ConfigError, UserError
-from ttsframe.tokenizers.s3_asr.features import AsrFeatureConfig
-from ttsframe.tokenizers.s3_asr.io import load_tokenizer, save_tokenizer
-from ttsframe.tokenizers.s3_asr.model import S3AsrConfig, S3AsrModel
+from ttsframe.tokenizers.s3_asr.io import load_tokenizer
 
 TINY = dict(n_codebooks=3, codebook_size=16, kmeans_iters=4, fit_max_frames=500, vocoder="griffin_lim",
             griffin_lim_iters=2, device="cpu")
@@ -18,12 +17,7 @@ TINY = dict(n_codebooks=3, codebook_size=16, kmeans_iters=4, fit_max_frames=500,
 
 @pytest.fixture(scope="module")
 def tokenizer_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tokenizer")
-    asr = S3AsrModel(S3AsrConfig(n_symbols=8, d_model=32, n_heads=2, layers_before=1, layers_after=1, ffn_dim=64,
-                                 subsample=4, fsq_levels=(3, 3), dropout=0.0))
-    save_tokenizer(folder, asr, tuple("abcdefg"), AsrFeatureConfig(), [])
-    return folder
+    return save_tiny_tokenizer(tmp_path_factory.mktemp("tokenizer"))
 
 
 @pytest.fixture(scope="module")

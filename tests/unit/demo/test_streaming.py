@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
+from tiny_tokenizer import save_tiny_tokenizer
 
 from ttsframe.codecs.mel import MelConfig
 from ttsframe.demo.inputs import Request
@@ -24,9 +24,7 @@ from ttsframe.models.cosyvoice.presets import lm_tiny
 from ttsframe.models.cosyvoice.sampling import CosyVoiceSamplingOptions
 from ttsframe.models.cosyvoice.synthesizer import CosyVoiceSynthesizer
 from ttsframe.text import CharFrontend, Vocabulary
-from ttsframe.tokenizers.s3_asr.features import AsrFeatureConfig
-from ttsframe.tokenizers.s3_asr.io import load_tokenizer, save_tokenizer
-from ttsframe.tokenizers.s3_asr.model import S3AsrConfig, S3AsrModel
+from ttsframe.tokenizers.s3_asr.io import load_tokenizer
 from ttsframe.vocoders.griffin_lim import GriffinLim
 
 RATE, M = 8000, 20
@@ -37,11 +35,7 @@ OVERRIDES = {"min_token_text_ratio": 1.5, "max_token_text_ratio": 2.0, "flow_ste
 
 def tiny_cosyvoice(folder: Path) -> CosyVoiceSynthesizer:
     """A seeded random CosyVoice at 8 kHz; its speech tokenizer is saved to `folder`."""
-    torch.manual_seed(0)
-    asr = S3AsrModel(S3AsrConfig(n_symbols=8, d_model=32, n_heads=2, layers_before=1, layers_after=1, ffn_dim=64,
-                                 subsample=4, fsq_levels=(3, 3), dropout=0.0))
-    save_tokenizer(folder, asr, tuple("abcdefg"), AsrFeatureConfig(), [])
-    tokenizer = load_tokenizer(folder)
+    tokenizer = load_tokenizer(save_tiny_tokenizer(folder))  # seeds torch with 0
     frontend = CharFrontend()
     vocab = Vocabulary.build(frontend.symbols(["hello world.", "a quick voice prompt, the test"]), frontend.settings())
     lm = SpeechLM(lm_tiny(len(vocab), tokenizer.vocab_size, spk_dim=0))

@@ -6,6 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from tiny_tokenizer import save_tiny_tokenizer
 
 from ttsframe.codecs.mel import MelConfig
 from ttsframe.inference import SynthesisItem
@@ -19,9 +20,7 @@ from ttsframe.models.cosyvoice.streaming import StreamStats, stream_item
 from ttsframe.models.cosyvoice.synthesizer import CosyVoiceSynthesizer
 from ttsframe.release import load_release, write_release
 from ttsframe.text import CharFrontend, Vocabulary
-from ttsframe.tokenizers.s3_asr.features import AsrFeatureConfig
-from ttsframe.tokenizers.s3_asr.io import load_tokenizer, save_tokenizer
-from ttsframe.tokenizers.s3_asr.model import S3AsrConfig, S3AsrModel
+from ttsframe.tokenizers.s3_asr.io import load_tokenizer
 from ttsframe.vocoders.bundle import vocode_mels
 
 RATE = 22050
@@ -39,11 +38,7 @@ ITEMS = [SynthesisItem("hello world", tone(1.0), RATE, "the test"),
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tokenizer")
-    asr = S3AsrModel(S3AsrConfig(n_symbols=8, d_model=32, n_heads=2, layers_before=1, layers_after=1, ffn_dim=64,
-                                 subsample=4, fsq_levels=(3, 3), dropout=0.0))
-    save_tokenizer(folder, asr, tuple("abcdefg"), AsrFeatureConfig(), [])
+    folder = save_tiny_tokenizer(tmp_path_factory.mktemp("tokenizer"))  # seeds torch with 0
     tokenizer = load_tokenizer(folder)
     frontend = CharFrontend()
     vocab = Vocabulary.build(frontend.symbols(["hello world.", "the test, a cat"]), frontend.settings())
