@@ -63,9 +63,11 @@ NAR_STEPS = ["trainer.max_steps=24", "trainer.checkpoint_every_n_steps=3", "trai
 
 @pytest.fixture(scope="module")
 def straight_nar(prepared, tmp_path_factory):
-    """The weights of the NAR stage trained here, in this process, uninterrupted."""
+    """The weights of the NAR stage trained here, in this process, uninterrupted, on as many torch
+    threads as the jobs get from `launcher.cpus_per_task=1` (a sum over 2 threads may differ in the
+    last bit; this process's own count depends on the machine and on the tests before)."""
     exp, overrides = new_exp(prepared, tmp_path_factory.mktemp("straight"))
-    assert main([*NAR_STAGE, *overrides, *NAR_STEPS]) == 0
+    assert main([*NAR_STAGE, *overrides, *NAR_STEPS, "trainer.threads=1"]) == 0
     return weights(exp / "train_nar/checkpoints/last.ckpt")
 
 
@@ -100,6 +102,8 @@ def assert_resumed_once_to_the_same_weights(cluster, exp, job_id, straight) -> i
     path, step = resumed[0]
     assert path == str(stage_dir / "checkpoints" / "last.ckpt") and 0 < int(step) < 24
     assert f"skipping the {step} training batches already trained on" in log
+    # Both runs of the job took their thread count from the job's CPUs, as the straight run was told to.
+    assert log.count("train: torch threads 1 intra-op (SLURM_CPUS_PER_TASK)") == 2, log[-3000:]
     # ... and ended where the uninterrupted run did, bit for bit.
     assert json.loads(marker_path(exp, NAR, "train_nar").read_text())["summary"]["global_step"] == 24
     resumed_weights = weights(stage_dir / "checkpoints/last.ckpt")
@@ -139,9 +143,8 @@ def test_train_stage_runs_as_a_two_node_job(slurm_cluster, prepared, tmp_path, c
 
 
 def test_requeued_job_resumes_to_the_weights_of_an_uninterrupted_run(slurm_cluster, prepared, straight_nar, tmp_path,
-                                                                     capsys, monkeypatch):
+                                                                     capsys):
     exp, overrides = new_exp(prepared, tmp_path / "requeued")
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the job's torch threads, as in this process (tests/conftest.py)
     job_id = submit_nar_and_wait_for_a_checkpoint(slurm_cluster, exp, overrides, capsys)
     slurm_cluster.command("scontrol", "requeue", job_id)  # SLURM ends it at once: back to the last periodic save
     step = assert_resumed_once_to_the_same_weights(slurm_cluster, exp, job_id, straight_nar)
@@ -149,12 +152,11 @@ def test_requeued_job_resumes_to_the_weights_of_an_uninterrupted_run(slurm_clust
 
 
 def test_sigusr1_saves_at_a_step_boundary_requeues_and_resumes_exactly(slurm_cluster, prepared, straight_nar,
-                                                                        tmp_path, capsys, monkeypatch):
+                                                                        tmp_path, capsys):
     """What SLURM sends `launcher.signal_seconds` before the time limit, sent here at once (`scancel
     --signal=USR1` reaches the job's tasks, as `--signal=SIGUSR1@N` does): the job checkpoints at the
     next step boundary, wherever in a step the signal came, requeues itself and resumes exactly."""
     exp, overrides = new_exp(prepared, tmp_path / "signalled")
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     job_id = submit_nar_and_wait_for_a_checkpoint(slurm_cluster, exp, overrides, capsys)
     stage_dir = exp / "train_nar"
     assert "#SBATCH --signal=SIGUSR1@90" in (stage_dir / "slurm.sbatch").read_text()

@@ -86,6 +86,9 @@ class TrainerConfig:
     seed: int | None = None  # null: the run's top-level seed
     progress_bar: bool = True
     audio_samples: int = 2  # dev utterances rendered to audio + spectrogram at each validation (0: off)
+    # torch intra-op threads of each train process (null: SLURM's cpus-per-task under SLURM, else torch's
+    # default); runs that must match bit for bit need the same count (`ttsframe.training.threads`)
+    threads: int | None = None
 
 
 @dataclass

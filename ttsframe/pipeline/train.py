@@ -38,6 +38,7 @@ from ttsframe.training.optim import OPTIMIZERS
 from ttsframe.training.resume import (DataPosition, ResumableData, find_resume_checkpoint, read_checkpoint_meta,
                                       set_aside)
 from ttsframe.training.curves import FILE as CURVES_FILE, TrainingCurves
+from ttsframe.training.threads import training_threads
 from ttsframe.training.trainer import ACCELERATORS, STRATEGIES, build_trainer, uses_gpu, world_size
 
 OUTPUT_DIR = None  # one folder per train stage, named after it
@@ -194,6 +195,11 @@ def workers_run_this_stage(cfg: DictConfig, ctx):
 
 
 def train(cfg: DictConfig, ctx, task: type) -> dict:
+    with training_threads(cfg.trainer.threads):
+        return train_model(cfg, ctx, task)
+
+
+def train_model(cfg: DictConfig, ctx, task: type) -> dict:
     t = cfg.trainer
     seed = int(t.seed if t.seed is not None else cfg.seed)
     data = build_data(cfg, ctx.exp_dir / SHARD_DIR, seed, getattr(task, "FEATURE", "codes"))

@@ -45,6 +45,7 @@ from ttsframe.training import slurm
 from ttsframe.training.callbacks import TrainSummary
 from ttsframe.training.loggers import build_logger
 from ttsframe.training.resume import DataPosition, find_resume_checkpoint, read_checkpoint_meta, set_aside
+from ttsframe.training.threads import training_threads
 from ttsframe.training.trainer import build_trainer, world_size
 from ttsframe.utils.atomic import write_json
 from ttsframe.vocoders.config import build_from_config, check_config
@@ -216,7 +217,7 @@ def train(cfg: DictConfig, ctx, mel: MelConfig) -> dict:
     trainer = build_trainer(t, ctx.out_dir, logger, [position, TrainSummary(summary_path)])
     print(f"train_vocoder: {ctx.name}: HiFi-GAN {v.preset} (init {v.init_from}), {world_size(t)} process(es), "
           f"{v.max_steps} iterations -> {ctx.out_dir}")
-    with workers_run_this_stage(cfg, ctx), warnings.catch_warnings():
+    with workers_run_this_stage(cfg, ctx), training_threads(t.threads), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")  # resuming
         # Checkpoints are taken after both updates of an iteration, which is what resuming needs.
         warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
