@@ -73,8 +73,7 @@ def write_tiny_release(exp: Path, prompt: Path) -> Path:
     torch.manual_seed(0)
     model = Melle(melle_tiny(len(vocab), n_mels=M))
     model.set_mel_stats(torch.full((M,), -4.0), torch.full((M,), 1.5))
-    torch.nn.init.zeros_(model.stop_head.weight)
-    torch.nn.init.constant_(model.stop_head.bias, -50.0)  # every request runs to its frame budget
+    model.stop_head.set_constant(-50.0)  # every request runs to its frame budget
     synth = MelleSynthesizer(model, MEL, frontend, vocab, GriffinLim(MEL, n_iter=4), max_prompt_seconds=3.0,
                              text_config={"frontend": "chars", "language": "en-us"})
     release = write_release(exp / "release", synth, {"recipe": "demo_toy", "data": {"corpus": "builtin"}})

@@ -79,6 +79,12 @@ class TrainerConfig:
     max_batch_size: int | None = None
     num_buckets: int = 10
     num_workers: int = 2  # dataloader processes per rank
+    # share of training items that open a row joining two utterances of one speaker: the zero-shot
+    # layout [prompt text + target text ; prompt audio, target audio] (`ttsframe.data.joining`)
+    joined_rows: float = 0.3
+    # training rows take the speaker embedding of another utterance of their speaker, as synthesis
+    # does with its prompt (`ttsframe.data.speaker_swap`; shards with speaker embeddings only)
+    spk_from_other_utterance: bool = True
     logger: str = "wandb"  # wandb (offline unless logged in) | csv | tensorboard
     wandb_project: str = "ttsframe"
     checkpoint_every_n_steps: int = 500  # last.ckpt; best.ckpt follows each validation

@@ -28,6 +28,8 @@ from torch.utils.data import DataLoader
 from ttsframe.data.batching import DynamicBucketer
 from ttsframe.data.dataset import BatchedStream, ShardStream
 from ttsframe.data.shards import read_index
+from ttsframe.text.frontend import WORD_BOUNDARY
+from ttsframe.text.vocab import Vocabulary
 
 
 class _EpochLoader(DataLoader):
@@ -47,14 +49,21 @@ class ShardDataModule(L.LightningDataModule):
     Attributes read from the train index: `feature` ("codes" | "mel"), `codec` (the codec's
     description), `vocab_path`, `vocab_size`, `n_codebooks`, `codebook_size`, `frame_rate`.
     Batches are `ttsframe.data.collate.Batch`; `max_frames` caps B x (frames + tokens).
+    `joined_rows`: the share of training items that open a row joining two utterances of one
+    speaker, the zero-shot layout (`ttsframe.data.joining`); dev and test rows stay single.
+    `spk_from_other_utterance`: training rows take another utterance's speaker embedding
+    (`ttsframe.data.speaker_swap`).
     """
 
     def __init__(self, shard_dir: str | Path, train_split: str = "train", val_split: str | None = "dev",
                  test_split: str | None = "test", *, max_frames: int = 20000, max_batch_size: int | None = None,
                  num_buckets: int = 10, bucket_boundaries: Sequence[int] | None = None, buffer_size: int = 2000,
                  shuffle_buffer: int = 1000, num_workers: int = 2, seed: int = 0, train_infinite: bool = True,
-                 drop_last: bool = False, persistent_workers: bool = False, pin_memory: bool | None = None):
+                 drop_last: bool = False, persistent_workers: bool = False, pin_memory: bool | None = None,
+                 joined_rows: float = 0.0, spk_from_other_utterance: bool = False):
         super().__init__()
+        if not 0.0 <= joined_rows < 1.0:
+            raise ValueError(f"joined_rows must be in [0, 1), got {joined_rows}")
         if persistent_workers and not train_infinite:
             raise ValueError("persistent_workers needs train_infinite=True: persistent workers keep "
                              "the dataset of the first epoch, so every epoch would repeat its order")
@@ -74,6 +83,7 @@ class ShardDataModule(L.LightningDataModule):
         self.n_codebooks: int | None = index.get("n_codebooks")
         self.codebook_size: int | None = index.get("codebook_size")
         self.frame_rate: float | None = index.get("frame_rate")
+        self.joined_rows, self.spk_from_other_utterance = joined_rows, spk_from_other_utterance
 
     def ddp_position(self) -> tuple[int, int]:
         """(global rank, world size): the trainer's when attached, else torch.distributed's."""
@@ -83,10 +93,22 @@ class ShardDataModule(L.LightningDataModule):
             return dist.get_rank(), dist.get_world_size()
         return 0, 1
 
+    def boundary_id(self) -> int | None:
+        """The vocabulary's word-boundary id (what joined rows put between their texts), if it has one."""
+        if self.vocab_path is None or not self.vocab_path.is_file():
+            return None
+        vocab = Vocabulary.load(self.vocab_path)
+        return vocab.encode([WORD_BOUNDARY])[0] if WORD_BOUNDARY in vocab else None
+
     def stream(self, split: str, train: bool) -> ShardStream:
         rank, world_size = self.ddp_position()
+        join = dict(join_share=self.joined_rows, boundary_id=self.boundary_id(), join_max_length=self.max_frames) \
+            if train and self.joined_rows > 0 else {}
+        if train:
+            join["spk_from_other"] = self.spk_from_other_utterance
         return ShardStream(self.shard_dir, split, shuffle=train, shuffle_buffer=self.shuffle_buffer,
-                           seed=self.seed, infinite=train and self.train_infinite, rank=rank, world_size=world_size)
+                           seed=self.seed, infinite=train and self.train_infinite, rank=rank, world_size=world_size,
+                           **join)
 
     def batcher(self, train: bool) -> DynamicBucketer:
         return DynamicBucketer(max_frames=self.max_frames, boundaries=self.bucket_boundaries,

@@ -31,6 +31,8 @@ from webdataset.autodecode import Decoder, basichandlers
 from webdataset.gopen import gopen
 from webdataset.tariterators import base_plus_ext, tar_file_iterator
 
+from ttsframe.data.joining import join_same_speaker
+from ttsframe.data.speaker_swap import speaker_embedding_from_another
 from ttsframe.data.collate import collate
 from ttsframe.data.shards import read_index, shard_urls
 
@@ -187,11 +189,17 @@ class ShardStream(IterableDataset):
         seed: base seed; the order is a function of (seed, epoch, rank, worker) only.
         infinite: cycle epochs forever (training); otherwise one pass (evaluation).
         rank, world_size: DDP position; default torch.distributed's when initialised, else 0 of 1.
+        join_share, boundary_id, join_max_length: with shuffle, rows joining two utterances of one
+            speaker (`ttsframe.data.joining`): the share of items that open one, the word-boundary
+            id between the texts, the longest joined row (frames + tokens).
+        spk_from_other: with shuffle, each row's speaker embedding is another utterance's of its
+            speaker (`ttsframe.data.speaker_swap`).
     """
 
     def __init__(self, shard_dir: str | Path, split: str, *, shuffle: bool = False,
                  shuffle_buffer: int = 1000, seed: int = 0, infinite: bool = False,
-                 rank: int | None = None, world_size: int | None = None):
+                 rank: int | None = None, world_size: int | None = None, join_share: float = 0.0,
+                 boundary_id: int | None = None, join_max_length: int | None = None, spk_from_other: bool = False):
         super().__init__()
         self.index = read_index(Path(shard_dir), split)
         self.urls = shard_urls(Path(shard_dir), self.index)
@@ -200,6 +208,8 @@ class ShardStream(IterableDataset):
         self.rank, self.world_size = _default_rank(rank, world_size)
         if not 0 <= self.rank < self.world_size:
             raise ValueError(f"rank {self.rank} is not in [0, {self.world_size})")
+        self.join_share, self.boundary_id, self.join_max_length = join_share, boundary_id, join_max_length
+        self.spk_from_other = spk_from_other
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -221,6 +231,11 @@ class ShardStream(IterableDataset):
         items = map(to_item, (s for p in parts for s in read_part(self.urls[p.shard], p.start, p.stop)))
         if self.shuffle and self.buffer > 1:
             items = shuffle_buffer(items, self.buffer, np.random.default_rng([self.seed, epoch, self.rank, worker]))
+        if self.shuffle and self.join_share > 0:
+            rng = np.random.default_rng([self.seed, epoch, self.rank, worker, 1])
+            items = join_same_speaker(items, self.join_share, rng, self.boundary_id, self.join_max_length)
+        if self.shuffle and self.spk_from_other:
+            items = speaker_embedding_from_another(items)
         return items
 
     def __iter__(self) -> Iterator[dict]:

@@ -176,7 +176,7 @@ def score_chunk(scorers: Scorers, chunk: list[dict], audio: dict, systems: list[
                                     None if compared else reference_embeddings)  # ground truth: embedded above
     if "synthesis" in out:
         for row, metrics in zip(chunk, out["synthesis"]):
-            metrics.update({k: row.get(k) for k in ("seconds_generated", "seconds_compute", "rtf")})
+            metrics.update({k: row.get(k) for k in ("seconds_generated", "seconds_compute", "rtf", "length_ratio")})
     return out
 
 
@@ -193,7 +193,7 @@ def aggregate(items: list[dict], scores: dict, system: str) -> dict:
     out.update(wer=round(rates.wer, 5), cer=round(rates.cer, 5))
     keys = sorted({k for row in rows for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
     for key in keys:
-        if key in ("wer", "cer", "seconds_compute", "rtf", "seconds_generated"):
+        if key in ("wer", "cer", "seconds_compute", "rtf", "seconds_generated", "length_ratio"):
             continue
         values = [row[key] for row in rows if isinstance(row.get(key), (int, float))]
         out[key] = round(float(np.mean(values)), 5) if values else None
@@ -201,6 +201,10 @@ def aggregate(items: list[dict], scores: dict, system: str) -> dict:
         generated = sum(row.get("seconds_generated") or 0.0 for row in rows)
         compute = sum(row.get("seconds_compute") or 0.0 for row in rows)
         out.update(seconds_generated=round(generated, 2), rtf=round(compute / generated, 4) if generated else None)
+        ratios = [row["length_ratio"] for row in rows if isinstance(row.get("length_ratio"), (int, float))]
+        if ratios:  # output / recording duration: the median, and the share of items within 0.8-1.25x
+            out.update(length_ratio_median=round(float(np.median(ratios)), 4),
+                       length_within_0p8_1p25=round(float(np.mean([0.8 <= r <= 1.25 for r in ratios])), 4))
     return out
 
 
@@ -228,7 +232,7 @@ def item_entry(row: dict, scores: dict, systems: list[str]) -> dict:
 
 
 def print_summary(metrics: dict) -> None:
-    shown = ("wer", "cer", "sim_to_prompt", "mcd", "dnsmos_ovrl", "utmos", "pesq", "stoi", "rtf")
+    shown = ("wer", "cer", "sim_to_prompt", "mcd", "dnsmos_ovrl", "utmos", "pesq", "stoi", "rtf", "length_ratio_median")
     for system, values in metrics["aggregates"].items():
         parts = ", ".join(f"{k} {values[k]}" for k in shown if values.get(k) is not None)
         print(f"evaluate: {metrics['set']}: {system} ({values.get('items')} items): {parts}")

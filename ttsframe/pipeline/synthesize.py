@@ -14,7 +14,8 @@ vocoder from the recipe's `train_vocoder` stage (`vocoder_stage`; see `stage_voc
 
 Writes under `synth/<split>/`: `<id>.wav` (atomically), `items.jsonl` (one row per item: id,
 text, speaker, prompt_id, prompt_text, prompt_audio, reference_audio, synth_audio,
-seconds_generated, seconds_compute, rtf, mel_distance_to_reference (`ttsframe.eval.mel_distance`);
+seconds_generated, seconds_compute, length_ratio (seconds generated / the recording's), rtf,
+mel_distance_to_reference (`ttsframe.eval.mel_distance`);
 `*_start` / `*_end` when the manifest has them; `part_seconds`: its share of each part of the
 synthesizer's time, e.g. frontend, prompt, ar, nar, decode) and `summary.json` (counts, RTF overall and
 per part, mean mel distance). Items are synthesized in fixed batches with seed `seed + batch number`, so a killed
@@ -285,6 +286,7 @@ def synthesize_batch(synth, batch: list[tuple[Utterance, Utterance]], sampling, 
             "prompt_text": prompt.text, "prompt_audio": prompt.audio, **_window("prompt", prompt),
             "reference_audio": target.audio, **_window("reference", target), "synth_audio": str(path),
             "seconds_generated": round(seconds, 3), "seconds_compute": round(share, 4),
+            "length_ratio": round(seconds / target.duration, 3) if target.duration else None,
             "rtf": round(share / seconds, 4) if seconds > 0 else None,
             "part_seconds": {part: round(t * fraction, 4) for part, t in parts.items()},
             "mel_distance_to_reference": _rounded(mel_distance(wav, load_audio(target.audio, rate, target.start,

@@ -117,7 +117,8 @@ def build_data(cfg: DictConfig, shard_dir: Path, seed: int, feature: str = "code
     t = cfg.trainer
     data = ShardDataModule(shard_dir, max_frames=t.max_frames, max_batch_size=t.max_batch_size,
                            num_buckets=t.num_buckets, num_workers=t.num_workers, seed=seed,
-                           persistent_workers=t.num_workers > 0)
+                           persistent_workers=t.num_workers > 0, joined_rows=float(t.joined_rows),
+                           spk_from_other_utterance=bool(t.spk_from_other_utterance))
     if data.feature != feature:
         needs = "codec codes (a codec with codebooks, e.g. codec=spectral)" if feature == "codes" else \
             f"`{feature}` features (e.g. codec=mel)"

@@ -22,7 +22,7 @@ from ttsframe.utils.atomic import write_json
 FILE = "curves.json"
 
 
-def _scalars(metrics: dict, prefix: str) -> dict[str, float]:
+def _scalars(metrics: dict, prefix: str | tuple[str, ...]) -> dict[str, float]:
     out = {}
     for key, value in metrics.items():
         if key.startswith(prefix) and getattr(value, "numel", lambda: 1)() == 1:
@@ -33,7 +33,7 @@ def _scalars(metrics: dict, prefix: str) -> dict[str, float]:
 
 
 class TrainingCurves(L.Callback):
-    """Every `every` steps the logged `train/*` scalars (and the step's loss as `train/loss` when the
+    """Every `every` steps the logged `train/*` and `grad/*` scalars (and the step's loss as `train/loss` when the
     task logs none), after every validation the `val/*` scalars; written to `path` (see module)."""
 
     def __init__(self, path: Path, every: int):
@@ -45,7 +45,7 @@ class TrainingCurves(L.Callback):
         step = trainer.global_step
         if step % self.every:
             return
-        point = _scalars(trainer.callback_metrics, "train/")
+        point = _scalars(trainer.callback_metrics, ("train/", "grad/"))  # grad/: `ttsframe.training.grad_norms`
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if "train/loss" not in point and loss is not None and math.isfinite(float(loss)):
             point["train/loss"] = round(float(loss), 6)

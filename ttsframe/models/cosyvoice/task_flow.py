@@ -28,6 +28,7 @@ from ttsframe.models.cosyvoice.flow_loss import flow_loss
 from ttsframe.models.cosyvoice.presets import check_shards_and_overrides, family_preset
 from ttsframe.models.cosyvoice.task_lm import needs_speech
 from ttsframe.training.mel_stats import mel_statistics, shard_data
+from ttsframe.training.grad_norms import last_layer, log_term_gradients
 from ttsframe.training.optim import task_optimizer
 from ttsframe.training.resume import step_generator
 
@@ -92,6 +93,10 @@ class CosyVoiceFlowTask(L.LightningModule):
         if self.model.config.prior_weight > 0:
             self.log("train/prior", losses["prior"].detach(), on_step=True, batch_size=len(batch))
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, batch_size=1)
+        terms = {"cfm": losses["cfm"]}
+        if self.model.config.prior_weight > 0:
+            terms["prior"] = self.model.config.prior_weight * losses["prior"]
+        log_term_gradients(self, terms, last_layer(self.model.encoder).parameters())  # the encoder feeds both
         return losses["loss"]
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:

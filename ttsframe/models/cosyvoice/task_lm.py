@@ -18,6 +18,7 @@ import lightning as L
 import torch
 
 from ttsframe.data.collate import Batch
+from ttsframe.training.grad_norms import last_layer, log_term_gradients
 from ttsframe.models.cosyvoice.lm import LMConfig, SpeechLM, lm_loss
 from ttsframe.models.cosyvoice.presets import check_shards_and_overrides, family_preset
 from ttsframe.training.optim import task_optimizer
@@ -75,6 +76,7 @@ class CosyVoiceLMTask(L.LightningModule):
         self.log("train/loss", metrics["loss"].detach(), prog_bar=True, on_step=True, batch_size=len(batch))
         self.log("train/accuracy", metrics["accuracy"].detach(), on_step=True, batch_size=len(batch))
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, batch_size=1)
+        log_term_gradients(self, {"ce": metrics["loss"]}, last_layer(self.model.backbone).parameters())
         return metrics["loss"]
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:

@@ -184,7 +184,7 @@ def generate(
         for step in range(n_steps):
             patch = sample_patch(model, hidden, history, history_mask, options, generator)  # (B, P, D)
             generated[:, step] = patch
-            stops = (torch.sigmoid(model.stop_logit(hidden)) > options.stop_threshold) & ~finished
+            stops = (model.stop_probability(hidden) > options.stop_threshold) & ~finished
             stops = stops & (step + 1 >= min_steps)
             steps = torch.where(stops, step + 1, steps)
             finished = finished | stops | (step + 1 >= max_steps)

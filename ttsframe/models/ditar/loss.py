@@ -22,11 +22,14 @@
   (by the aligner) each next patch moved on, times ``advance_weight``; mean over real patches.
 
 Defaults: both weights 1 (the paper adds the stop loss without a stated weight, as we read it);
-stop_pos_weight = 20 is our choice.
+stop_pos_weight = 20 is our choice. The stop gradient reaching the LM is scaled by the model's
+``stop_grad_scale`` (`ttsframe.modules.stop_head`): unscaled, it was ~40x the diffusion gradient
+on the LM's last block and the LM ignored the text.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -115,7 +118,7 @@ def ditar_loss(prediction: DiTARPrediction, config: DiTARLossConfig | None = Non
         {"loss", "diffusion", "stop", "stop_accuracy"} and, with guided heads, "alignment": scalars;
         "loss" = diffusion_weight * diffusion + stop_weight * stop (+ alignment_weight * alignment).
         "stop_accuracy" (detached) is the share of real patches
-        whose stop decision (logit > 0) is right.
+        whose stop decision (logit > log stop_pos_weight, generation's rule) is right.
     """
     config = config or DiTARLossConfig()
     p = prediction
@@ -146,6 +149,7 @@ def ditar_loss(prediction: DiTARPrediction, config: DiTARLossConfig | None = Non
         with torch.no_grad():
             terms["advance_accuracy"] = ((logits.argmax(-1) == moves) & mask).sum() / mask.sum().clamp(min=1)
     with torch.no_grad():
-        right = ((p.stop_logits > 0) == (p.stop_targets > 0.5)) & p.patch_mask
+        # the decision generation takes: calibrated P(stop) > 0.5, i.e. logit > log(pos_weight)
+        right = ((p.stop_logits > math.log(config.stop_pos_weight)) == (p.stop_targets > 0.5)) & p.patch_mask
         stop_accuracy = right.sum() / p.patch_mask.sum().clamp(min=1)
     return {"loss": total, "diffusion": diffusion, "stop": stop, "stop_accuracy": stop_accuracy.float(), **terms}

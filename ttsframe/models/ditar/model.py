@@ -6,8 +6,8 @@ One causal transformer (the LM) reads a packed row [text_i ; BOS, LocEnc(patch 0
 LocEnc(patch N-2) ; pad ...] (`ttsframe.modules.packing`; each segment starts at rotary
 position 0). Its hidden state h_i at audio position i conditions the generation of patch i:
 LocDiT (`locdit.py`) denoises patch i given h_i and the K patches before it, trained with the
-v-prediction objective of `diffusion.py`; a stop head (linear -> logit) on h_i says whether
-patch i is the last. Training is teacher-forced (the input at position i >= 1 is the encoding
+v-prediction objective of `diffusion.py`; a stop head (a small MLP on h_i, its gradient into the LM
+scaled down: `ttsframe.modules.stop_head`) says whether patch i is the last. Training is teacher-forced (the input at position i >= 1 is the encoding
 of the *target* patch i - 1, and LocDiT's history is the target patches), and drops h_i to zeros
 for a share ``cfg_drop_prob`` of the patches, which trains the unconditional LocDiT that
 classifier-free guidance needs. The loss lives in `loss.py`, decoding in `generate.py`.
@@ -39,6 +39,7 @@ from ttsframe.modules.aligner import AlignerConfig, ForwardSumAligner, monotonic
 from ttsframe.modules.kv_cache import KVCache
 from ttsframe.modules import mel_norm
 from ttsframe.modules.packing import PackedRows, lengths_to_mask, pack_segments, take_segment
+from ttsframe.modules.stop_head import StopHead
 from ttsframe.modules.transformer import Transformer, TransformerConfig
 
 _STACKS = ("", "locenc_", "locdit_")  # field prefixes of the LM, LocEnc and LocDiT sizes
@@ -93,6 +94,11 @@ class DiTARConfig:
     # sample is mu_i plus LocDiT's residual (`nfe=0`: mu_i alone). A model trained for minutes gets
     # a blurred patch from the regression and leaves LocDiT only the detail.
     regression_prior: bool = False
+    # The stop head (`ttsframe.modules.stop_head`): an MLP of this width (0: one linear layer) whose
+    # gradient into the LM is scaled by ``stop_grad_scale``. At 1 and linear, the stop gradient was
+    # ~50x the diffusion gradient on the LM's last layer and the LM stopped reading the text.
+    stop_hidden: int = 64
+    stop_grad_scale: float = 0.02
 
     def __post_init__(self):
         if self.representation not in REPRESENTATIONS:
@@ -153,7 +159,7 @@ class DiTAR(nn.Module):
         self.locenc = LocEnc(frame_dim, d_model, config.transformer_config("locenc_"))
         self.input_dropout = nn.Dropout(config.input_dropout)  # on LocEnc's outputs as LM inputs
         self.lm = Transformer(config.transformer_config())
-        self.stop_head = nn.Linear(d_model, 1)
+        self.stop_head = StopHead(d_model, config.stop_hidden, config.stop_grad_scale)
         self.locdit = LocDiT(frame_dim, d_model, config.transformer_config("locdit_"), config.time_dim)
         self.aligner = None  # trained alongside, where guided heads look where it says or a pointer reads it
         if config.phoneme_pointer or (config.alignment_heads and config.alignment_target == "aligner"):
@@ -319,8 +325,12 @@ class DiTAR(nn.Module):
         return self.prior_head(hidden).unflatten(-1, (self.config.patch_size, self.representation.dim))
 
     def stop_logit(self, hidden: torch.Tensor) -> torch.Tensor:
-        """(..., d) h_i -> (...) logit that patch i is the last."""
-        return self.stop_head(hidden).squeeze(-1)
+        """(..., d) h_i -> (...) logit that patch i is the last (as trained: offset by log pos_weight)."""
+        return self.stop_head(hidden)
+
+    def stop_probability(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(..., d) h_i -> (...) the calibrated probability that patch i is the last."""
+        return self.stop_head.stop_probability(self.stop_head(hidden))
 
     # -- generation ----------------------------------------------------------------------------
     def prefill(

@@ -15,6 +15,9 @@ Determinism: the diffusion times, the noise and the CFG drops come from a genera
 (seed, rank, step, micro-batch) in training and (seed, rank, batch index) in validation, so exact
 resume holds and every validation pass sees the same draws.
 
+Every `trainer.log_every_n_steps` steps it logs each weighted loss term's gradient norm on the
+LM's last block (`grad/diffusion`, `grad/stop`, ...: `ttsframe.training.grad_norms`).
+
 Validation also scores text reliance (`ttsframe.training.task_logging`): the diffusion loss with
 another row's text, same draws, minus the loss with the row's own (`val/text_reliance`).
 """
@@ -33,6 +36,7 @@ from ttsframe.models.ditar.model import DiTAR, DiTARConfig
 from ttsframe.models.ditar.presets import get_preset
 from ttsframe.models.ditar.samples import ditar_samples
 from ttsframe.training.mel_stats import check_mel_data, start_mel_training
+from ttsframe.training.grad_norms import last_layer, log_term_gradients
 from ttsframe.training.optim import task_optimizer
 from ttsframe.training.resume import step_generator
 from ttsframe.training.task_logging import log_losses, log_text_reliance
@@ -84,6 +88,7 @@ class DiTARTask(L.LightningModule):
         self.hparams["family"], self.hparams["task"] = FAMILY, self.TASK
         self.model = DiTAR(DiTARConfig(**model_config))
         self.loss_config = to_dataclass(DiTARLossConfig, loss or {}, "model.loss")  # unknown keys fail
+        self.model.stop_head.set_pos_weight(self.loss_config.stop_pos_weight)  # its decision rule
 
     def on_fit_start(self) -> None:
         start_mel_training(self)  # checks the shards, fits the mel statistics of a fresh run
@@ -110,7 +115,13 @@ class DiTARTask(L.LightningModule):
         return metrics, log_losses(self, metrics, split, weight)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        return self.step(batch, batch_idx, "train")[0]["loss"]
+        metrics = self.step(batch, batch_idx, "train")[0]
+        weights = dataclasses.asdict(self.loss_config)
+        terms = {name: weights[f"{name}_weight"] * metrics[name] for name in ("diffusion", "stop", "prior",
+                                                                              "alignment", "aligner", "advance")
+                 if name in metrics}
+        log_term_gradients(self, terms, last_layer(self.model.lm).parameters())
+        return metrics["loss"]
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         metrics, options = self.step(batch, batch_idx, "val")

@@ -119,7 +119,7 @@ def generate_mel(
             noise = torch.randn(batch, generated.shape[2], generator=generator, device=device) * options.temperature
             group, stop_logit = model.predict_step(hidden, noise)  # (B, rM), (B,)
             generated[:, step] = group
-            stops = (torch.sigmoid(stop_logit) > options.stop_threshold) & ~finished & (step + 1 >= min_steps)
+            stops = (model.stop_head.stop_probability(stop_logit) > options.stop_threshold) & ~finished & (step + 1 >= min_steps)
             steps = torch.where(stops, step + 1, steps)
             finished = finished | stops | (step + 1 >= max_steps)
             if bool(finished.all()):

@@ -34,6 +34,7 @@ from ttsframe.models.melle.postnet import PostNet
 from ttsframe.modules.packing import PackedRows, lengths_to_mask, pack_segments, take_segment
 from ttsframe.modules.kv_cache import KVCache
 from ttsframe.modules import mel_norm
+from ttsframe.modules.stop_head import StopHead
 from ttsframe.modules.transformer import Transformer, TransformerConfig
 
 
@@ -56,6 +57,11 @@ class MelleConfig:
     postnet_channels: int = 256
     postnet_kernel: int = 5
     postnet_layers: int = 5
+    # The stop head (`ttsframe.modules.stop_head`): an MLP of this width (0: one linear layer) whose
+    # gradient into the transformer is scaled by ``stop_grad_scale`` (the stop term once swamped the
+    # regression there and the model stopped reading the text).
+    stop_hidden: int = 64
+    stop_grad_scale: float = 0.02
 
     def __post_init__(self):
         if not 1 <= self.reduction_factor <= 4:
@@ -96,7 +102,7 @@ class Melle(nn.Module):
         self.prenet = MelPrenet(config.group_dim, config.prenet_dim, d_model, config.prenet_dropout)
         self.transformer = Transformer(config.transformer_config())
         self.latent = LatentSampler(d_model, config.group_dim, config.latent_hidden, config.dropout)
-        self.stop_head = nn.Linear(d_model, 1)
+        self.stop_head = StopHead(d_model, config.stop_hidden, config.stop_grad_scale)
         self.postnet = PostNet(n_mels, config.postnet_channels, config.postnet_kernel, config.postnet_layers,
                                config.dropout)
         mel_norm.register_mel_stats(self, n_mels)
@@ -159,7 +165,7 @@ class Melle(nn.Module):
         step_mask = lengths_to_mask(steps, n_steps)  # (B, S)
         stop_targets = torch.zeros(batch, n_steps, device=mel.device)
         stop_targets = stop_targets.scatter(1, (steps - 1).clamp(min=0)[:, None], 1.0)
-        stop_logits = self.stop_head(audio_hidden).squeeze(-1)  # (B, S)
+        stop_logits = self.stop_head(audio_hidden)  # (B, S)
         return MellePrediction(coarse, refined, mu, logvar, target, frame_mask, stop_logits, stop_targets, step_mask)
 
     # -- generation ----------------------------------------------------------------------------
@@ -208,7 +214,7 @@ class Melle(nn.Module):
     def predict_step(self, hidden: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, D) hidden, (B, r * M) eps -> coarse group (B, r * M), stop logit (B,)."""
         coarse, _, _ = self.latent(hidden, noise.to(hidden.dtype))
-        return coarse, self.stop_head(hidden).squeeze(-1)
+        return coarse, self.stop_head(hidden)
 
     def refine(self, coarse: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
         """Post-net over generated frames: (B, T, M) normalised -> (B, T, M), zeros past lengths."""

@@ -11,6 +11,9 @@ restore) the per-bin mean and std of the log-mel are computed from the first
 ``stats_utterances`` utterances of the training shards in index order, identical on every rank
 and independent of the seed; a resumed run keeps the ones in its checkpoint.
 
+Every `trainer.log_every_n_steps` steps it logs each weighted loss term's gradient norm on the
+transformer's last block (`grad/reg`, `grad/kl`, `grad/flux`, `grad/stop`: `ttsframe.training.grad_norms`).
+
 Determinism: the latent sampling draws its eps from a generator seeded by (seed, rank, step,
 micro-batch) in training and (seed, rank, batch index) in validation, so exact resume holds and
 every validation pass sees the same noise.
@@ -31,6 +34,7 @@ from ttsframe.models.melle.presets import get_preset
 from ttsframe.models.melle.samples import melle_samples
 from ttsframe.training.mel_stats import mel_statistics  # noqa: F401  (re-exported: the statistics MELLE uses)
 from ttsframe.training.mel_stats import check_mel_data, fit_shard_mel_stats, start_mel_training
+from ttsframe.training.grad_norms import last_layer, log_term_gradients
 from ttsframe.training.optim import task_optimizer
 from ttsframe.training.resume import step_generator
 from ttsframe.training.task_logging import log_losses, log_text_reliance
@@ -81,6 +85,7 @@ class MelleTask(L.LightningModule):
         if set(loss or {}) - valid:
             raise ValueError(f"unknown MELLE loss settings {sorted(set(loss) - valid)}; valid: {', '.join(sorted(valid))}")
         self.loss_config = MelleLossConfig(**(loss or {}))
+        self.model.stop_head.set_pos_weight(self.loss_config.stop_pos_weight)  # its decision rule
 
     # -- data checks and statistics --------------------------------------------------------
     def on_fit_start(self) -> None:
@@ -115,7 +120,12 @@ class MelleTask(L.LightningModule):
         return metrics, log_losses(self, metrics, split, weight)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        return self.step(batch, batch_idx, "train")[0]["loss"]
+        metrics = self.step(batch, batch_idx, "train")[0]
+        c = self.loss_config
+        terms = {"reg": metrics["reg"], "kl": c.kl_weight * metrics["kl"], "flux": c.flux_weight * metrics["flux"],
+                 "stop": c.stop_weight * metrics["stop"]}
+        log_term_gradients(self, terms, last_layer(self.model.transformer).parameters())
+        return metrics["loss"]
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         metrics, options = self.step(batch, batch_idx, "val")

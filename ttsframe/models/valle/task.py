@@ -17,6 +17,7 @@ import lightning as L
 import torch
 
 from ttsframe.data.collate import Batch
+from ttsframe.training.grad_norms import last_layer, log_term_gradients
 from ttsframe.models.valle.loss import CodebookPrediction, codebook_loss
 from ttsframe.models.valle.model import ValleAR, ValleConfig, ValleNAR
 from ttsframe.models.valle.presets import get_preset
@@ -63,6 +64,8 @@ def init_task(task: L.LightningModule, name: str) -> ValleConfig:
 def train_or_val_step(task: L.LightningModule, prediction: CodebookPrediction, split: str) -> torch.Tensor:
     metrics = codebook_loss(prediction)
     log_metrics(task, split, metrics, prediction)
+    if split == "train":  # one term: its size on the last block, comparable with the other families'
+        log_term_gradients(task, {"ce": metrics["loss"]}, last_layer(task.model.transformer).parameters())
     return metrics["loss"]
 
 

@@ -17,9 +17,7 @@ def model(stop_bias=-50.0, **changes):
     """A random tiny model whose stop head is forced by its bias (-50: never stops, +50: stops at once)."""
     torch.manual_seed(0)
     net = DiTAR(dataclasses.replace(ditar_tiny(VOCAB, n_mels=M), **changes))
-    with torch.no_grad():
-        net.stop_head.weight.zero_()
-        net.stop_head.bias.fill_(stop_bias)
+    net.stop_head.set_constant(stop_bias)
     return net
 
 

@@ -32,7 +32,7 @@ def held_out_loss(net, batch):
     return metrics
 
 
-def trained(net, batch, steps=80):
+def trained(net, batch, steps=200):
     """The held-out loss terms before and after `steps` Adam steps on the batch."""
     before = held_out_loss(net, batch)
     optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)

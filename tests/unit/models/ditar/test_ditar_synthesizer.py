@@ -51,8 +51,7 @@ def synth():
     torch.manual_seed(0)
     model = DiTAR(ditar_tiny(len(vocab), n_mels=M))
     model.set_mel_stats(torch.full((M,), -5.0), torch.full((M,), 2.0))
-    torch.nn.init.constant_(model.stop_head.bias, -50.0)
-    torch.nn.init.zeros_(model.stop_head.weight)
+    model.stop_head.set_constant(-50.0)
     return DiTARSynthesizer(model, MEL, frontend, vocab, GriffinLim(MEL, n_iter=4),
                             text_config={"frontend": "chars", "language": "en-us"}, max_prompt_seconds=0.5)
 

@@ -31,9 +31,7 @@ def inputs(seed=0):
 
 
 def set_stop(net, bias):
-    with torch.no_grad():
-        net.stop_head.weight.zero_()
-        net.stop_head.bias.fill_(bias)
+    net.stop_head.set_constant(bias)
 
 
 @pytest.mark.parametrize("r", [1, 4])
