@@ -45,7 +45,8 @@ def exp_dir(tmp_path_factory):
                          "prompt_text": SENTENCES[other], "prompt_audio": str(wavs / f"{name}_{other}.wav"),
                          "reference_audio": str(wavs / f"{name}_{i}.wav"),
                          "synth_audio": str(root / "synth" / "test" / f"{name}_{i}.wav"),
-                         "seconds_generated": 2.0, "seconds_compute": 1.0, "rtf": 0.5})
+                         "seconds_generated": 2.0, "seconds_compute": 1.0, "rtf": 0.5,
+                         "length_ratio": 0.7 + 0.2 * i})
     (root / "synth" / "test" / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return root
 
@@ -76,6 +77,8 @@ def test_scores_right_and_wrong_content_and_resumes(exp_dir):
     truth, synthesis = metrics["aggregates"]["ground_truth"], metrics["aggregates"]["synthesis"]
     assert truth["items"] == synthesis["items"] == 4 and truth["wer"] < synthesis["wer"]
     assert synthesis["rtf"] == pytest.approx(0.5)
+    assert synthesis["length_ratio_median"] == pytest.approx(0.8)  # of 0.7, 0.9 per voice
+    assert synthesis["length_within_0p8_1p25"] == pytest.approx(0.5)
     # same voice as the prompt: both systems are espeak voices speaking as the prompt's voice
     assert truth["sim_to_prompt"] > 0.6 and synthesis["sim_to_reference"] > 0.6
     assert synthesis["mcd"] > 0 and "dnsmos_ovrl" in synthesis

@@ -31,7 +31,7 @@ OPTIONS = {"ar_stage": "train_ar", "nar_stage": "train_nar", "batch_size": 2, "d
            "max_frames_per_token": 1.0, "max_frames_base": 6}
 ROW_KEYS = {"id", "text", "speaker", "part_seconds",
             "prompt_id", "prompt_text", "prompt_audio", "reference_audio", "synth_audio",
-            "seconds_generated", "seconds_compute", "rtf", "mel_distance_to_reference"}
+            "seconds_generated", "seconds_compute", "length_ratio", "rtf", "mel_distance_to_reference"}
 
 
 def tone(seconds: float, f0: float) -> np.ndarray:
@@ -110,6 +110,8 @@ def test_items_written_with_their_fields_and_resumed(exp):
         assert set(row) == ROW_KEYS and row["prompt_id"] != row["id"] and row["prompt_id"].startswith(row["speaker"])
         wav, rate = sf.read(row["synth_audio"])
         assert rate == 8000 and abs(len(wav) / rate - row["seconds_generated"]) < 1e-3 and len(wav) > 0
+        reference = sf.info(row["reference_audio"]).duration
+        assert row["length_ratio"] == pytest.approx(row["seconds_generated"] / reference, abs=2e-3)
         assert row["prompt_audio"].endswith(f"{row['prompt_id']}.wav")
     # Resume: nothing to do; then one lost wav redoes its batch only, with the same audio.
     assert synth_stage.run(config(), ctx)["synthesized_now"] == 0
