@@ -14,7 +14,9 @@ Decision rule: a BCE with ``pos_weight`` w is minimised at sigmoid(logit) = w p 
 p being the true stop probability, so logit = log w + logit(p). Comparing sigmoid(logit) with 0.5
 (what generation did before) stops where p is only 1 / (1 + w), about 1% for w = 100.
 `stop_probability` undoes the offset (the head keeps log w in the buffer ``logit_offset``, part of
-its state dict) so a threshold of 0.5 means what it says.
+its state dict), so the threshold is a probability whatever pos_weight was. It is still low by
+default (MELLE 0.01, DiTAR 0.05): the probability that one given step is the last is spread over
+the steps around the end, and at 0.5 a memorised MELLE never stopped (`MelleSamplingOptions`).
 """
 
 from __future__ import annotations

@@ -46,7 +46,10 @@ class DiTARSamplingOptions:
         temperature: tau in [0, 1], the diffusion time at which noise enters the reverse ODE;
             1 is ordinary sampling from Gaussian noise, 0 is deterministic (`diffusion.sample`).
         solver: "ddim" or "euler".
-        stop_threshold: a row ends after the patch whose stop probability exceeds this.
+        stop_threshold: a row ends after the patch whose calibrated stop probability (the BCE's
+            pos_weight undone: `ttsframe.modules.stop_head`) exceeds this. Low, as MELLE's (see
+            `MelleSamplingOptions`): the last-patch probability is spread over the patches around
+            the end. 0.05 = 1 / (1 + 20) is where the uncalibrated 0.5 stood at pos_weight 20.
         max_frames_per_token: frame budget per target phoneme (the hard length limit).
         min_frames: no stop is taken before this many frames exist...
         min_frames_per_token: ...or this many frames per target phoneme, whichever is more (0: off).
@@ -57,7 +60,7 @@ class DiTARSamplingOptions:
     cfg_scale: float = 1.0
     temperature: float = 1.0
     solver: str = "ddim"
-    stop_threshold: float = 0.5
+    stop_threshold: float = 0.05
     max_frames_per_token: float = 20.0
     min_frames: int = 1
     min_frames_per_token: float = 0.0

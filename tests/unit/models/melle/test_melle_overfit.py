@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ttsframe.models.melle.generate import MelleSamplingOptions, generate_mel
-from ttsframe.models.melle.loss import melle_loss
+from ttsframe.models.melle.loss import MelleLossConfig, melle_loss
 from ttsframe.models.melle.model import Melle
 from ttsframe.models.melle.presets import melle_tiny
 
@@ -28,6 +28,7 @@ def fixed_batch():
 def test_overfits_a_fixed_batch_and_learns_to_stop(r):
     torch.manual_seed(0)
     net = Melle(dataclasses.replace(melle_tiny(VOCAB, n_mels=M), reduction_factor=r, prenet_dropout=0.0))
+    net.stop_head.set_pos_weight(MelleLossConfig().stop_pos_weight)  # what MelleTask does: the loss's weight
     tokens, token_lengths, mel, frame_lengths = fixed_batch()
     optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(0)
