@@ -52,9 +52,10 @@ def cmd_synthesize(args: argparse.Namespace) -> None:
     if not release.is_dir():
         raise UserError(f"release folder {args.release} not found (the release stage writes exp/<recipe>/release)")
     family = read_release_config(release)["release"]["family"]
-    options = sampling_options(family_spec(family).options_class(), args, family)
+    sampling_options(family_spec(family).options_class(), args, family)  # bad flags fail before loading
     wav, rate = load_audio(args.prompt_wav)  # AudioError (a UserError) if unreadable
     synthesizer = load_release(release, device=args.device)
+    options = sampling_options(type(synthesizer.default_options), args, family, synthesizer.default_options)
     item = SynthesisItem(args.text, wav, rate, args.prompt_text)
     if args.stream:
         out = stream_to_file(synthesizer, item, options, args.out, family)
@@ -87,8 +88,9 @@ def stream_to_file(synthesizer, item, options, path: str, family: str):
     return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
 
 
-def sampling_options(options_class: type, args: argparse.Namespace, family: str):
-    """The family's options dataclass from the sampling flags given (the others keep its defaults)."""
+def sampling_options(options_class: type, args: argparse.Namespace, family: str, base=None):
+    """The family's options dataclass from the sampling flags given; the others keep `base`'s values
+    (the release's recorded options), else the dataclass's defaults."""
     import dataclasses
 
     fields = {f.name for f in dataclasses.fields(options_class)}
@@ -98,7 +100,7 @@ def sampling_options(options_class: type, args: argparse.Namespace, family: str)
         valid = [flag for name, flag in SAMPLING_FLAGS.items() if name in fields]
         raise UserError(f"{', '.join(wrong)}: not an option of {family} releases (they take {', '.join(valid)})")
     try:
-        return options_class(**given)
+        return dataclasses.replace(base, **given) if base is not None else options_class(**given)
     except ValueError as e:
         raise UserError(str(e)) from None
 
@@ -110,22 +112,26 @@ def add_synthesize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt-wav", required=True, help="audio of the voice to imitate (a few seconds)")
     p.add_argument("--prompt-text", required=True, help="transcript of --prompt-wav")
     p.add_argument("--out", required=True, help="output wav file")
-    p.add_argument("--temperature", type=float, help="sampling temperature; 0 = greedy / no noise (default 1.0); "
-                                                      "DiTAR: the time in [0, 1] at which noise enters the ODE")
-    p.add_argument("--top-k", type=int, help="VALL-E: keep the k most likely codes; 0 = all (default)")
-    p.add_argument("--top-p", type=float, help="VALL-E: nucleus sampling mass (default 1.0 = off)")
+    # Every sampling flag left out keeps the release's recorded value (config.yaml `release.sampling`).
+    p.add_argument("--temperature", type=float, help="sampling temperature; 0 = greedy / no noise (release's; "
+                   "unrecorded: 1.0); DiTAR: the time in [0, 1] at which noise enters the ODE")
+    p.add_argument("--top-k", type=int, help="VALL-E: keep the k most likely codes; 0 = all (release's; unrecorded: 0)")
+    p.add_argument("--top-p", type=float, help="VALL-E: nucleus sampling mass (release's; unrecorded: 1.0 = off)")
     p.add_argument("--stop-threshold", type=float,
-                   help="MELLE, DiTAR: stop when the stop probability exceeds it (default 0.5)")
+                   help="MELLE, DiTAR: stop when the calibrated stop probability exceeds it "
+                        "(release's; unrecorded: MELLE 0.01, DiTAR 0.05)")
     p.add_argument("--max-frames-per-token", type=float, help="longest output, in frames per target phoneme "
-                                                               "(default 20)")
-    p.add_argument("--min-frames", type=int, help="no stop before this many frames (default 1)")
-    p.add_argument("--flow-steps", type=int, help="CosyVoice: Euler steps of the flow (default 10)")
-    p.add_argument("--cfg-scale", type=float, help="classifier-free guidance: CosyVoice's flow (default 0.7), "
-                                                    "DiTAR's LocDiT (default 1.0)")
-    p.add_argument("--flow-temperature", type=float, help="CosyVoice: scale of the flow's starting noise (default 1)")
-    p.add_argument("--nfe", type=int, help="DiTAR: LocDiT evaluations (ODE steps) per patch (default 10)")
-    p.add_argument("--solver", help="DiTAR: the ODE solver, ddim or euler (default ddim)")
-    p.add_argument("--seed", type=int, help="random seed (default 0)")
+                                                               "(release's; unrecorded: 20)")
+    p.add_argument("--min-frames", type=int, help="no stop before this many frames (release's; unrecorded: 1)")
+    p.add_argument("--flow-steps", type=int, help="CosyVoice: Euler steps of the flow (release's; unrecorded: 10)")
+    p.add_argument("--cfg-scale", type=float, help="classifier-free guidance: CosyVoice's flow, DiTAR's LocDiT "
+                   "(release's; unrecorded: 0.7 and 1.0)")
+    p.add_argument("--flow-temperature", type=float,
+                   help="CosyVoice: scale of the flow's starting noise (release's; unrecorded: 1)")
+    p.add_argument("--nfe", type=int,
+                   help="DiTAR: LocDiT evaluations (ODE steps) per patch (release's; unrecorded: 10)")
+    p.add_argument("--solver", help="DiTAR: the ODE solver, ddim or euler (release's; unrecorded: ddim)")
+    p.add_argument("--seed", type=int, help="random seed (release's; unrecorded: 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
     p.add_argument("--stream", action="store_true",
                    help="CosyVoice: write the audio chunk by chunk while the LM decodes; prints the first-chunk latency")

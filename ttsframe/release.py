@@ -1,7 +1,8 @@
 """Release bundles: a self-contained folder that `load_release` turns back into a synthesizer.
 
     release/
-      config.yaml          the resolved run config + `release:` (family, format_version, ...)
+      config.yaml          the resolved run config + `release:` (family, format_version,
+                           max_prompt_seconds, sampling: the options its evaluation used)
       README.md            the model card
       ...                  the family's parts, written by its synthesizer (`write_release_files`):
 
@@ -23,6 +24,7 @@ not bundled: they load from their library's cache / wheel as in training.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +83,8 @@ def release_config(synthesizer, run_cfg: Any) -> dict:
         raise ValueError("write_release needs the text config: from the synthesizer or run_cfg")
     config["release"] = {"family": synthesizer.FAMILY, "format_version": FORMAT_VERSION,
                          "ttsframe_version": ttsframe.__version__,
-                         "max_prompt_seconds": synthesizer.max_prompt_seconds}
+                         "max_prompt_seconds": synthesizer.max_prompt_seconds,
+                         "sampling": dataclasses.asdict(synthesizer.default_options)}
     return config
 
 
@@ -122,7 +125,28 @@ def load_release(path: str | Path, device: str = "auto", allow_download: bool | 
     """
     root = resolve_release(path, allow_download, cache_dir)
     config = read_release_config(root)
-    return family(config["release"]["family"]).synthesizer_class().read_release(root, config, device)
+    synthesizer = family(config["release"]["family"]).synthesizer_class().read_release(root, config, device)
+    synthesizer.default_options = release_options(synthesizer.OPTIONS, config["release"].get("sampling"), root)
+    return synthesizer
+
+
+def release_options(options_class: type, sampling: dict | None, root: Path):
+    """The sampling options a release was evaluated with (`release.sampling` of its config.yaml),
+    which `synthesize`, the demo and `load_release` use unless told otherwise; the dataclass's
+    defaults for a release that records none.
+
+    Raises:
+        UserError: a key the options dataclass does not have, or a value it refuses.
+    """
+    sampling = dict(sampling or {})
+    unknown = sorted(set(sampling) - {f.name for f in dataclasses.fields(options_class)})
+    if unknown:
+        raise UserError(f"{root / 'config.yaml'}: release.sampling has {', '.join(unknown)}, not options of "
+                        f"{options_class.__name__}: remove them or use the ttsframe that wrote the release")
+    try:
+        return options_class(**sampling)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"{root / 'config.yaml'}: release.sampling: {e}") from None
 
 
 def is_hub_id(path: str | Path) -> bool:
@@ -205,13 +229,17 @@ def model_card(config: dict, synthesizer, info: dict) -> str:
     lines += ["", "## Usage", "", "```bash",
               'python -m ttsframe synthesize --release DIR --text "Text to say." \\',
               '    --prompt-wav voice.wav --prompt-text "Transcript of voice.wav." --out out.wav', "```", "",
-              "```python", "import ttsframe", "from ttsframe.inference import SynthesisItem",
+              "```python", "import dataclasses", "", "import ttsframe", "from ttsframe.inference import SynthesisItem",
               "from ttsframe.data.audio import load_audio", f"from {options_module} import {options_class}", "",
               'tts = ttsframe.load_release("DIR", device="auto")',
               'wav, sr = load_audio("voice.wav")',
               'item = SynthesisItem("Text to say.", wav, sr, "Transcript of voice.wav.")',
-              f"[out] = tts.synthesize([item], {options})  # (T,) at tts.sample_rate",
-              "```", "", "## License", "",
+              "[out] = tts.synthesize([item])  # (T,) at tts.sample_rate, with the options below",
+              f"[out] = tts.synthesize([item], dataclasses.replace(tts.default_options, seed=1))  # or {options}",
+              "```", "", "Sampling options (`release.sampling`: what the evaluation above used, and the default of "
+              "`synthesize`, `load_release` and the demo):", "",
+              ", ".join(f"`{k}={v}`" for k, v in dataclasses.asdict(s.default_options).items()),
+              "", "## License", "",
               "- code: Apache-2.0 (ttsframe).",
               f"- weights: derived from the training data, so bound by its terms: "
               f"{CORPUS_LICENSES.get(corpus, 'see the license of corpus ' + repr(corpus))}.",

@@ -178,3 +178,32 @@ def test_a_hub_id_in_the_local_cache_loads_like_the_folder(synth, release, tmp_p
                  str(tmp_path / "voice.wav"), "--prompt-text", "the test", "--out", str(tmp_path / "out.wav"),
                  "--device", "cpu"]) == 0
     assert len(sf.read(tmp_path / "out.wav")[0]) > 0
+
+
+def test_a_release_synthesizes_with_the_options_it_was_evaluated_with(synth, tmp_path, capsys):
+    import copy
+
+    import soundfile as sf
+
+    from ttsframe.__main__ import main
+
+    evaluated = copy.copy(synth)
+    evaluated.default_options = OPTIONS
+    out = write_release(tmp_path / "release", evaluated, {"recipe": "toy", "data": {"corpus": "builtin"}})
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["release"]["sampling"]["top_k"] == 8 and config["release"]["sampling"]["seed"] == 11
+    assert "`top_k=8`" in (out / "README.md").read_text()
+    loaded = load_release(out, device="cpu")
+    assert loaded.default_options == OPTIONS
+    expected = synth.synthesize(ITEMS, OPTIONS)
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.synthesize(ITEMS), expected))
+    sf.write(tmp_path / "voice.wav", prompt_wav(), RATE)
+    args = ["synthesize", "--release", str(out), "--text", "hello world", "--prompt-wav", str(tmp_path / "voice.wav"),
+            "--prompt-text", "the test", "--out", str(tmp_path / "out.wav"), "--device", "cpu"]
+    assert main([*args, "--seed", "3"]) == 0
+    shown = capsys.readouterr().out
+    assert "top_k=8" in shown and "seed=3" in shown and "max_frames_base=8" in shown  # flags over the release's
+    config["release"]["sampling"]["beam_width"] = 4
+    (out / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(UserError, match="release.sampling has beam_width"):
+        load_release(out, device="cpu")

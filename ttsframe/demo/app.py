@@ -88,7 +88,7 @@ def release_handler(release: DemoRelease, fields: list[OptionField]):
         if request is None:  # the shared inputs were refused: clear this column
             return None, None, ""
         try:
-            options = build_options(release.options_class, fields, list(values))
+            options = build_options(release.default_options, fields, list(values))
             result = synthesize(release, request, options)
         except InputError as e:
             return None, None, error_markdown(str(e))
@@ -147,7 +147,7 @@ def build_app(releases: list[DemoRelease], transcribe: Callable | None = None,
                             "when it is complete.") if streaming and not live else ""
                     gr.Markdown(f"### {escape_markdown(release.name)}\n{escape_markdown(release.title)} "
                                 f"({release.family}, {release.synthesizer.sample_rate} Hz){note}")
-                    fields = option_fields(release.options_class)
+                    fields = option_fields(release.default_options)
                     with gr.Accordion(f"Sampling options ({release.options_class.__name__})", open=False):
                         controls = [option_control(f) for f in fields]
                     player = [gr.Audio(label="Streaming (plays while the LM decodes)", streaming=True, autoplay=True,

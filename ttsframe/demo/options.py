@@ -50,8 +50,10 @@ def attribute_help(cls: type) -> dict[str, str]:
     return helps
 
 
-def option_fields(cls: type) -> list[OptionField]:
-    """The controls of options dataclass `cls`, in field order, with its defaults."""
+def option_fields(options) -> list[OptionField]:
+    """The controls of an options dataclass, in field order, with its defaults; given an instance
+    (a release's `default_options`), with that instance's values as the defaults."""
+    cls = options if isinstance(options, type) else type(options)
     module = vars(sys.modules[cls.__module__]) if cls.__module__ in sys.modules else {}
     helps = attribute_help(cls)
     out = []
@@ -69,12 +71,15 @@ def option_fields(cls: type) -> list[OptionField]:
             valid = module.get(f"{f.name.upper()}S")  # a tuple, or a dict keyed by the valid names
             if isinstance(valid, (tuple, list, dict)) and default in valid and all(isinstance(v, str) for v in valid):
                 kind, choices = "choice", tuple(valid)
+        if not isinstance(options, type):  # the kind is the class default's; the value the instance's
+            default = getattr(options, f.name)
         out.append(OptionField(f.name, kind, default, helps.get(f.name, ""), tuple(choices)))
     return out
 
 
-def build_options(cls: type, fields: list[OptionField], values: list[Any]):
-    """The options dataclass from the controls' values (None or "" keeps a field's default).
+def build_options(options, fields: list[OptionField], values: list[Any]):
+    """The options dataclass (`options`: the class, or an instance whose values are the defaults)
+    from the controls' values (None or "" keeps a field's default).
 
     Raises:
         InputError: a value of the wrong kind, or one the dataclass refuses (its message).
@@ -98,6 +103,6 @@ def build_options(cls: type, fields: list[OptionField], values: list[Any]):
             raise InputError(f"option {field.name}: {value!r} is not {'a whole number' if field.kind == 'int' else 'a number'}") from None
         given[field.name] = value
     try:
-        return cls(**given)
+        return options(**given) if isinstance(options, type) else dataclasses.replace(options, **given)
     except (TypeError, ValueError) as e:
         raise InputError(f"sampling options: {e}") from None

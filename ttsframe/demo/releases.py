@@ -26,6 +26,11 @@ class DemoRelease:
     options_class: type
 
     @property
+    def default_options(self):
+        """The release's recorded sampling options (`load_release`), else the dataclass's defaults."""
+        return getattr(self.synthesizer, "default_options", None) or self.options_class()
+
+    @property
     def family(self) -> str:
         return self.synthesizer.FAMILY
 

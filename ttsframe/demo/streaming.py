@@ -84,7 +84,7 @@ def stream_handler(release: DemoRelease, fields: list[OptionField], player: bool
             return
         rate, seconds = int(release.synthesizer.sample_rate), 0.0
         try:
-            options = build_options(release.options_class, fields, list(values))
+            options = build_options(release.default_options, fields, list(values))
             chunks = stream_synthesis(release, request, options)
             while True:
                 try:

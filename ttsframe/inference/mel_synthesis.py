@@ -105,6 +105,7 @@ class MelFrameSynthesizer:
         self.vocoder, self.features = vocoder_features(self.mel_config, vocoder, self.device)
         self.frontend, self.vocab = frontend, vocab
         self.text_config, self.max_prompt_seconds = text_config, max_prompt_seconds
+        self.default_options = self.OPTIONS()  # what `synthesize` uses when given none (a release's own)
 
     # -- the family's part ---------------------------------------------------------------------------
     @staticmethod
@@ -139,7 +140,7 @@ class MelFrameSynthesizer:
 
     @torch.inference_mode()
     def synthesize(self, items: list[SynthesisItem], options=None) -> list[np.ndarray]:
-        """Synthesizes a batch; the seed in `options` (default `OPTIONS()`) fixes the result for this batch.
+        """Synthesizes a batch; the seed in `options` (None: `default_options`) fixes the result for this batch.
 
         Returns:
             One (T_i,) float32 waveform per item at `sample_rate` (the target speech only).
@@ -149,7 +150,7 @@ class MelFrameSynthesizer:
         """
         if not items:
             return []
-        options = self.OPTIONS() if options is None else options
+        options = self.default_options if options is None else options
         timer = PartTimer()
         with timer("frontend"):
             text_tokens = self.text_tokens([item.text for item in items])

@@ -3,8 +3,10 @@
 Writes `release/` under the experiment folder from the train stages' best checkpoints. The
 family and its options are the synthesize stage's (`stage_family`, `model_options`): VALL-E
 `ar_stage`, `nar_stage`; MELLE `model_stage`, `vocoder_stage` (its vocoder goes in too); all
-`checkpoint: best|last`, `max_prompt_seconds`. The model card reports the corpus
-(`data/summary.json`), each train stage's `summary.json` and any `eval/<set>/metrics.json`.
+`checkpoint: best|last`, `max_prompt_seconds`. The sampling options are the recipe's synthesize
+stage's (what the evaluation scored): the release records them and synthesizes with them by
+default. The model card reports the corpus (`data/summary.json`), each train stage's
+`summary.json` and any `eval/<set>/metrics.json`.
 """
 
 from __future__ import annotations
@@ -32,10 +34,28 @@ def run(cfg: DictConfig, ctx) -> dict:
     cls = stage_family(cfg, ctx)
     options = stage_options(ctx, model_options(cls))
     synth, checkpoints = load_synthesizer(cfg, ctx.exp_dir, options, "cpu", cls)
+    synth.default_options = synthesis_sampling(cfg, cls)
     write_release(ctx.out_dir, synth, cfg, card_info(cfg, ctx.exp_dir, checkpoints))
     files = sorted(p.name for p in ctx.out_dir.iterdir() if p.is_file())
     print(f"release: {ctx.out_dir}: {', '.join(files)}")
     return {"release": str(ctx.out_dir), "files": files}
+
+
+def synthesis_sampling(cfg: DictConfig, cls: type):
+    """The sampling options of the recipe's synthesize stage (its options that are fields of the
+    family's `OPTIONS`; the dataclass's defaults for the rest): what the evaluation scored, and so
+    what the release records and synthesizes with by default."""
+    import dataclasses
+
+    from ttsframe.errors import ConfigError
+
+    fields = {f.name for f in dataclasses.fields(cls.OPTIONS)}
+    stage = next((s for s in cfg.get("stages") or [] if s.kind == "synthesize"), None)
+    given = {k: v for k, v in dict((stage.get("options") if stage is not None else None) or {}).items() if k in fields}
+    try:
+        return cls.OPTIONS(**given)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"stage {stage.name}: {e}") from None
 
 
 def card_info(cfg: DictConfig, exp_dir: Path, checkpoints: dict[str, Path]) -> dict:

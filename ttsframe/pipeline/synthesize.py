@@ -2,7 +2,11 @@
 
 Each utterance of the split is said again from its text, in the voice of ANOTHER utterance of
 the same speaker (the prompt): the next id of that speaker in sorted order (the first one after
-the last), cut to `max_prompt_seconds`. Speakers with a single utterance have no prompt and are
+the last) that lasts at most `max_prompt_seconds`, said whole with its exact transcript; when the
+speaker has none that short, the next one, cut to `max_prompt_seconds` with an estimated transcript
+cut (`ttsframe.inference.prompt`). Whole prompts are what training's joined rows show: on a
+VALL-E that memorized 16 utterances, greedy synthesis gave WER 0.486 with whole prompts and
+0.726 with the same prompts cut to 3 s. Speakers with a single utterance have no prompt and are
 left out (counted). The test voices are not in training, so this is zero-shot.
 
 The family (the run's `model.family`, or the one whose stage options the stage names) picks the
@@ -182,8 +186,11 @@ def stage_vocoder(cfg: DictConfig, exp_dir: Path, stage: str | None):
     return vocoder, stage, path
 
 
-def pair_prompts(utterances: list[Utterance]) -> tuple[list[tuple[Utterance, Utterance]], list[str]]:
-    """(target, prompt) pairs: the prompt is the speaker's next utterance in id order, cyclically.
+def pair_prompts(utterances: list[Utterance], max_seconds: float | None = None
+                 ) -> tuple[list[tuple[Utterance, Utterance]], list[str]]:
+    """(target, prompt) pairs: the prompt is the speaker's next utterance in id order, cyclically,
+    that lasts at most `max_seconds` (said whole, so its transcript is exact), else the next one
+    (which synthesis cuts, estimating where its transcript ends).
 
     Returns the pairs, interleaved across speakers (so any prefix covers many voices), and the
     speakers left out for having a single utterance.
@@ -197,9 +204,16 @@ def pair_prompts(utterances: list[Utterance]) -> tuple[list[tuple[Utterance, Utt
         if len(group) < 2:
             alone.append(speaker)
             continue
-        queues.append([(u, group[(i + 1) % len(group)]) for i, u in enumerate(group)])
+        queues.append([(u, _prompt_for(group, i, max_seconds)) for i, u in enumerate(group)])
     pairs = [queue[i] for i in range(max(map(len, queues), default=0)) for queue in queues if i < len(queue)]
     return pairs, alone
+
+
+def _prompt_for(group: list[Utterance], index: int, max_seconds: float | None) -> Utterance:
+    """The first utterance after `group[index]` (cyclically, itself excluded) no longer than
+    `max_seconds`; the next one when none is (or `max_seconds` is None)."""
+    others = group[index + 1:] + group[:index]
+    return next((u for u in others if max_seconds is None or u.duration <= max_seconds), others[0])
 
 
 def run(cfg: DictConfig, ctx) -> dict:
@@ -209,7 +223,7 @@ def run(cfg: DictConfig, ctx) -> dict:
     manifest = ctx.exp_dir / "data" / f"{options['split']}.jsonl"
     if not manifest.is_file():
         raise UserError(f"{manifest} not found: run the prepare stage first")
-    pairs, alone = pair_prompts(read_manifest(manifest))
+    pairs, alone = pair_prompts(read_manifest(manifest), options["max_prompt_seconds"])
     if alone:
         print(f"synthesize: {len(alone)} speaker(s) with a single utterance have no prompt; left out")
     if options["max_items"] is not None:

@@ -108,3 +108,12 @@ def test_sampling_option_values():
         build_options(DiTARSamplingOptions, fields, [2.5, *defaults[1:]])
     with pytest.raises(InputError, match=r"temperature must be in \[0, 1\]"):
         build_options(DiTARSamplingOptions, fields, [10, 1.0, 3.0, *defaults[3:]])
+
+
+def test_sampling_controls_start_from_a_release_s_recorded_options():
+    recorded = DiTARSamplingOptions(nfe=4, cfg_scale=0.0)
+    fields = option_fields(recorded)
+    kinds = {f.name: (f.kind, f.default) for f in fields}
+    assert kinds["nfe"] == ("int", 4) and kinds["cfg_scale"] == ("float", 0.0)
+    assert build_options(recorded, fields, [None] * len(fields)) == recorded  # untouched controls keep them
+    assert build_options(recorded, fields, [8, *[None] * (len(fields) - 1)]) == DiTARSamplingOptions(nfe=8, cfg_scale=0.0)

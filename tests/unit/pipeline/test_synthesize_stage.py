@@ -16,6 +16,7 @@ from ttsframe.data.manifest import Utterance, write_manifest
 from ttsframe.errors import ConfigError
 from ttsframe.models.valle.model import ValleAR, ValleNAR
 from ttsframe.models.valle.presets import valle_tiny
+from ttsframe.modules.sampling import SamplingOptions
 from ttsframe.pipeline import release as release_stage
 from ttsframe.pipeline import synthesize as synth_stage
 from ttsframe.pipeline.runner import StageContext
@@ -96,6 +97,15 @@ def test_prompt_is_another_utterance_of_the_same_speaker(tmp_path):
     assert all(t.speaker == p.speaker and t.id != p.id for t, p in pairs)
 
 
+def test_prompt_is_the_next_utterance_short_enough_to_say_whole(tmp_path):
+    utts = utterances(tmp_path)  # ann_0..2 last 0.5, 0.6, 0.7 s; bob_0..1 0.5, 0.6 s
+    pairs, _ = synth_stage.pair_prompts(utts, max_seconds=0.65)
+    assert {t.id: p.id for t, p in pairs} == {"ann_0": "ann_1", "ann_1": "ann_0", "ann_2": "ann_0",
+                                              "bob_0": "bob_1", "bob_1": "bob_0"}
+    pairs, _ = synth_stage.pair_prompts(utts, max_seconds=0.4)  # none is short enough: the next one (cut)
+    assert {t.id: p.id for t, p in pairs}["ann_1"] == "ann_2"
+
+
 def test_items_written_with_their_fields_and_resumed(exp):
     ctx = context(exp)
     summary = synth_stage.run(config(), ctx)
@@ -139,3 +149,14 @@ def test_release_stage_writes_a_loadable_release(exp):
     assert "builtin" in card and "train_nar/checkpoints/last.ckpt" in card
     synth = load_release(exp / "release", device="cpu")
     assert synth.sample_rate == 8000 and synth.max_prompt_seconds == 3.0
+    assert synth.default_options == SamplingOptions()  # the recipe has no synthesize stage
+
+
+def test_the_release_records_the_synthesize_stage_s_sampling_options(exp):
+    cfg = config()
+    cfg.stages = [{"name": "synthesize", "kind": "synthesize",
+                   "options": {"ar_stage": "train_ar", "temperature": 0.0, "repetition_window": 10, "max_items": 3}}]
+    ctx = StageContext(5, "release", exp, exp / "release_sampling", False, {"ar_stage": "train_ar", "nar_stage": "train_nar"})
+    release_stage.run(cfg, ctx)
+    synth = load_release(exp / "release_sampling", device="cpu")
+    assert synth.default_options == SamplingOptions(temperature=0.0, repetition_window=10)

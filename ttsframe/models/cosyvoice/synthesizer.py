@@ -91,6 +91,7 @@ class CosyVoiceSynthesizer:
         self.vocoder, self.features = vocoder_features(self.mel_config, vocoder, self.device)
         self.frontend, self.vocab = frontend, vocab
         self.text_config, self.max_prompt_seconds = text_config, max_prompt_seconds
+        self.default_options = CosyVoiceSamplingOptions()  # what `synthesize` uses when given none (a release's own)
 
     @property
     def device(self) -> torch.device:
@@ -103,10 +104,12 @@ class CosyVoiceSynthesizer:
     # -- synthesis ------------------------------------------------------------------------------
     @torch.inference_mode()
     def synthesize(self, items: list[SynthesisItem],
-                   options: CosyVoiceSamplingOptions = CosyVoiceSamplingOptions()) -> list[np.ndarray]:
-        """Synthesizes a batch; the seed in `options` fixes the result. Returns (T_i,) float32 at `sample_rate`."""
+                   options: CosyVoiceSamplingOptions | None = None) -> list[np.ndarray]:
+        """Synthesizes a batch; the seed in `options` (None: `default_options`) fixes the result.
+        Returns (T_i,) float32 at `sample_rate`."""
         if not items:
             return []
+        options = self.default_options if options is None else options
         timer = PartTimer()
         with timer("frontend"):
             text = text_token_ids(self.frontend, self.vocab, [item.text for item in items])
@@ -174,9 +177,9 @@ class CosyVoiceSynthesizer:
     def resynthesize(self, wavs: list[np.ndarray], sample_rate: int,
                      options: CosyVoiceSamplingOptions | None = None) -> list[np.ndarray]:
         """Recordings -> their own speech tokens -> flow (their own speaker embedding, no prompt
-        mel; the flow fields of `options`, default ones if None) -> vocoder, at `self.sample_rate`:
+        mel; the flow fields of `options`, `default_options` if None) -> vocoder, at `self.sample_rate`:
         the ceiling of the tokenizer + flow + vocoder."""
-        options = options or CosyVoiceSamplingOptions()
+        options = self.default_options if options is None else options
         audio = [resample(np.asarray(w, dtype=np.float32).reshape(-1), int(sample_rate), self.sample_rate)
                  for w in wavs]
         empty = [torch.zeros(0, dtype=torch.long) for _ in audio]
@@ -185,13 +188,13 @@ class CosyVoiceSynthesizer:
         mels = self.decode_tokens(self.speech_tokens(audio), prompt, options)
         return vocode_mels(self.features, self.mel_config, mels)
 
-    def stream(self, item: SynthesisItem, options: CosyVoiceSamplingOptions = CosyVoiceSamplingOptions(),
+    def stream(self, item: SynthesisItem, options: CosyVoiceSamplingOptions | None = None,
                chunk_tokens: int | None = None, stats=None):
         """Yields (T_k,) float32 audio chunks of one item while the LM decodes (see streaming.py;
         `stats`: a `StreamStats` to fill with the first-chunk latency)."""
         from ttsframe.models.cosyvoice.streaming import stream_item
 
-        return stream_item(self, item, options, chunk_tokens, stats)
+        return stream_item(self, item, self.default_options if options is None else options, chunk_tokens, stats)
 
     # -- building -------------------------------------------------------------------------------
     @classmethod

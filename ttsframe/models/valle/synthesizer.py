@@ -69,6 +69,7 @@ class ValleSynthesizer:
         self.codec, self.frontend, self.vocab = codec, frontend, vocab
         self.text_config, self.codec_config = text_config, codec_config
         self.max_prompt_seconds = max_prompt_seconds
+        self.default_options = SamplingOptions()  # what `synthesize` uses when given none (a release's own)
 
     @property
     def device(self) -> torch.device:
@@ -80,8 +81,8 @@ class ValleSynthesizer:
         return self.codec.sample_rate
 
     @torch.inference_mode()
-    def synthesize(self, items: list[SynthesisItem], options: SamplingOptions = SamplingOptions()) -> list[np.ndarray]:
-        """Synthesizes a batch; the seed in `options` fixes the result for this batch.
+    def synthesize(self, items: list[SynthesisItem], options: SamplingOptions | None = None) -> list[np.ndarray]:
+        """Synthesizes a batch; the seed in `options` (None: `default_options`) fixes the result for this batch.
 
         Returns:
             One (T_i,) float32 waveform per item at `sample_rate`.
@@ -91,6 +92,7 @@ class ValleSynthesizer:
         """
         if not items:
             return []
+        options = self.default_options if options is None else options
         timer = PartTimer()
         with timer("frontend"):
             text_tokens = self.text_tokens([item.text for item in items])
