@@ -73,7 +73,11 @@ def main() -> None:
     parser.add_argument("--voice", default=None)
     parser.add_argument("--exp-dir", type=Path, default=None, help="default exp/memorize_<recipe>")
     parser.add_argument("overrides", nargs="*", help="more key=value overrides (after --)")
-    args = parser.parse_args()
+    args, rest = parser.parse_known_args()  # key=value overrides after `--`, wherever the options stand
+    unknown = [r for r in rest if r != "--" and "=" not in r]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.overrides = [*args.overrides, *(r for r in rest if r != "--")]
     exp = args.exp_dir or Path("exp") / f"memorize_{args.recipe}"
     manifest, voice = memorized_manifest(corpus_manifest(Path("exp") / "memorize_corpus"), exp / "memorized.jsonl",
                                          args.voice, args.count)

@@ -80,8 +80,9 @@ class TrainerConfig:
     num_buckets: int = 10
     num_workers: int = 2  # dataloader processes per rank
     # share of training items that open a row joining two utterances of one speaker: the zero-shot
-    # layout [prompt text + target text ; prompt audio, target audio] (`ttsframe.data.joining`)
-    joined_rows: float = 0.3
+    # layout [prompt text + target text ; prompt audio, target audio] (`ttsframe.data.joining`).
+    # A VALL-E memorizing 16 utterances said them back at WER 0.219 with 0.6 (0.9 the same), 0.486 with 0.3
+    joined_rows: float = 0.6
     # training rows take the speaker embedding of another utterance of their speaker, as synthesis
     # does with its prompt (`ttsframe.data.speaker_swap`; shards with speaker embeddings only)
     spk_from_other_utterance: bool = True

@@ -195,7 +195,7 @@ def test_bad_sizes_fail_with_the_key(override, tmp_path):
         build(Config(cache_dir=str(tmp_path), **{**SMALL, **override}))
 
 
-@pytest.mark.parametrize("choice", ["builtin", "builtin_tiny"])
+@pytest.mark.parametrize("choice", ["builtin", "builtin_tiny", "builtin_single"])
 def test_configs_load(choice):
     cfg = OmegaConf.to_object(load_group("data", choice))
     assert isinstance(cfg, Config) and cfg.corpus == "builtin"
@@ -241,3 +241,15 @@ def test_building_leaves_phonemizer_in_this_process_alone(tmp_path):
     assert build(Config(cache_dir=str(tmp_path), **tiny)).synthesized == 1
     assert backend.phonemize(texts) == before == EspeakBackend("en-us", with_stress=True,
                                                                preserve_punctuation=True).phonemize(texts)
+
+
+def test_one_voice_reads_every_split_with_disjoint_sentences(tmp_path):
+    cfg = Config(cache_dir=str(tmp_path), voice="en-us-f3", num_train_sentences=6, train_sentences_per_voice=6,
+                 num_dev_sentences=2, num_test_sentences=3)
+    entries = plan(cfg)
+    assert {e.voice.name for e in entries} == {"en-us-f3"}
+    texts = {split: {e.text for e in entries if e.split == split} for split in ("train", "dev", "test")}
+    assert [len(texts[s]) for s in ("train", "dev", "test")] == [6, 2, 3]
+    assert not texts["train"] & (texts["dev"] | texts["test"]) and not texts["dev"] & texts["test"]
+    with pytest.raises(UserError, match="data.voice='nobody' is not a built-in voice.*valid: en-us-m3"):
+        plan(replace(cfg, voice="nobody"))

@@ -92,10 +92,12 @@ def test_normalisation_round_trip_and_postnet_starts_as_identity():
 
 
 def test_presets_and_config_checks():
-    assert set(PRESETS) == {"melle_tiny", "melle_base"}
+    assert set(PRESETS) == {"melle_tiny", "melle_cpu", "melle_base"}
     base = get_preset("melle_base", VOCAB)
     assert (base.n_layers, base.n_heads, base.d_model, base.ffn_dim) == (12, 16, 1024, 4096)
-    with pytest.raises(ValueError, match="valid: melle_tiny, melle_base"):
+    cpu = get_preset("melle_cpu", VOCAB)
+    assert (cpu.n_layers, cpu.d_model, cpu.prenet_dropout) == (4, 128, 0.5)
+    with pytest.raises(ValueError, match="valid: melle_tiny, melle_cpu, melle_base"):
         get_preset("melle_huge", VOCAB)
     with pytest.raises(ValueError, match="reduction_factor"):
         MelleConfig(vocab_size=VOCAB, reduction_factor=5)
