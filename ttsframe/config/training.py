@@ -40,6 +40,7 @@ class ModelConfig:
     input_noise: float | None = None  # VALL-E AR: share of input codes replaced by random ones in training
     patch_size: int | None = None  # DiTAR: frames per LM step (1, 2, 4 or 8)
     history: int | None = None  # DiTAR: patches before the target that LocDiT reads
+    history_dropout: float | None = None  # DiTAR: share of training patches whose LocDiT sees no history
     input_dropout: float | None = None  # DiTAR: dropout on the LM's patch inputs in training
     alignment_heads: int | None = None  # DiTAR: LM heads trained to look at the text on the diagonal (0: off)
     alignment_layer: int | None = None  # DiTAR: the LM layer of those heads

@@ -259,3 +259,21 @@ def test_a_regression_prior_sets_locdit_s_target_to_the_residual():
     q = plain(tokens, token_lengths, mel, frame_lengths, generator=torch.Generator().manual_seed(0))
     assert not torch.allclose(p.v_target, q.v_target)
     assert model().prior(torch.zeros(2, net.config.d_model)) is None
+
+
+def test_history_dropout_hides_locdit_s_history_for_a_share_of_training_patches():
+    net = model(history_dropout=0.5)
+    seen = []
+    forward = net.locdit.forward
+    net.locdit.forward = lambda x, t, cond, history, mask: seen.append(mask.clone()) or forward(x, t, cond, history, mask)
+    tokens, token_lengths, mel, frame_lengths = batch(frame_lengths=(40, 36, 44))
+    with torch.no_grad():
+        net.train()(tokens, token_lengths, mel, frame_lengths, generator=torch.Generator().manual_seed(1))
+        net.eval()(tokens, token_lengths, mel, frame_lengths, generator=torch.Generator().manual_seed(1))
+    trained, evaluated = seen
+    with_history = evaluated.any(dim=1)  # every patch after the first has history when nothing is dropped
+    dropped = with_history & ~trained.any(dim=1)
+    assert 0.25 < dropped.float().sum() / with_history.float().sum() < 0.75
+    assert torch.equal(trained[~dropped], evaluated[~dropped])
+    with pytest.raises(ValueError, match="history_dropout"):
+        model(history_dropout=1.0)
