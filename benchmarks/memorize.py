@@ -13,6 +13,12 @@ memorized utterance, and the evaluate stage scores them. A model that fits its 1
 cannot say them back here has a mismatch between training and synthesis; run this before calling
 anything a compute limit.
 
+A recipe whose train_tokenizer stage trains a speech tokenizer (cosyvoice, valle_semantic) gets one
+trained on the whole built-in corpus instead (`tokenizer.checkpoint=`, cached), as CosyVoice's LM
+is trained over a pretrained tokenizer: 16 utterances cannot train an ASR (the s3_asr tokenizer
+trained on them collapsed to 2 of its 625 codes, perplexity 2.0), and this check is about the
+models that read its tokens.
+
 Prints one row: recipe, steps, minutes, WER of the recordings / resynthesis / synthesis, the
 median output/recording length ratio, and whether synthesis is within 1.5x the recordings' WER
 (or theirs + 0.05, whichever is larger).
@@ -26,6 +32,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import yaml
 
 SPLITS = ("train", "dev", "test")
 
@@ -60,6 +68,22 @@ def memorized_manifest(train: Path, out: Path, voice: str | None, count: int) ->
     return out, voice
 
 
+def corpus_tokenizer(recipe: str, out_dir: Path, overrides: list[str]) -> list[str]:
+    """`tokenizer.checkpoint=<a tokenizer trained on the built-in corpus>` for a recipe with a
+    train_tokenizer stage (its stages 0-1 in `out_dir`, skipped once done); [] for the others, or
+    when the overrides already choose a tokenizer."""
+    from ttsframe.config.loading import RECIPE_DIR
+
+    stages = yaml.safe_load((RECIPE_DIR / recipe / "recipe.yaml").read_text())["stages"]
+    kinds = [stage["kind"] for stage in stages]
+    if "train_tokenizer" not in kinds or any(o.startswith("tokenizer") for o in overrides):
+        return []
+    last = kinds.index("train_tokenizer")
+    run([sys.executable, "-m", "ttsframe", "run", recipe, "--stage", "0", "--stop-stage", str(last),
+         f"exp_dir={out_dir}"])
+    return [f"tokenizer.checkpoint={(out_dir / stages[last]['name']).resolve()}"]
+
+
 def run(command: list[str]) -> None:
     print("+", " ".join(command), flush=True)
     subprocess.run(command, check=True)
@@ -82,11 +106,13 @@ def main() -> None:
     manifest, voice = memorized_manifest(corpus_manifest(Path("exp") / "memorize_corpus"), exp / "memorized.jsonl",
                                          args.voice, args.count)
     began = time.time()
+    tokenizer = corpus_tokenizer(args.recipe, Path("exp") / "memorize_corpus" / f"tokenizer_{args.recipe}",
+                                 args.overrides)
     run([sys.executable, "-m", "ttsframe", "run", args.recipe, f"exp_dir={exp}", "data=generic",
          f"data.manifest={manifest.resolve()}", "data.min_duration=0.1", f"trainer.max_steps={args.steps}",
          f"trainer.val_check_interval={max(args.steps // 4, 1)}",
          "trainer.limit_val_batches=4", "trainer.checkpoint_every_n_steps=1000000", "trainer.audio_samples=0",
-         *args.overrides])
+         *tokenizer, *args.overrides])
     minutes = (time.time() - began) / 60
     metrics = json.loads((exp / "eval" / "test" / "metrics.json").read_text())["aggregates"]
     gt, synthesis = metrics["ground_truth"]["wer"], metrics["synthesis"]["wer"]

@@ -1,7 +1,8 @@
 """The whole cosyvoice recipe on a tiny slice of the built-in corpus: prepare -> train_tokenizer ->
 tokenize (mel + speech tokens + speaker embeddings) -> train_lm -> train_flow -> train_vocoder
 (Griffin-Lim) -> synthesize -> evaluate -> release -> the `synthesize` command, streamed too;
-and a killed train_tokenizer stage that runs again gives the same shards."""
+a killed train_tokenizer stage that runs again gives the same shards, and a tokenizer named by
+`tokenizer.checkpoint` is used as it is."""
 
 import io
 import json
@@ -102,3 +103,12 @@ def test_cosyvoice_recipe_end_to_end(tmp_path, capsys, monkeypatch):
     assert main(["run", str(recipe), "--stop-stage", "2", *overrides(tmp_path, again)]) == 0
     assert json.loads((again / "train_tokenizer" / "tokenizer.json").read_text())["sha256"] == meta["sha256"]
     assert shard_members(again / "shards") == shard_members(exp / "shards")
+
+    # A trained tokenizer named by tokenizer.checkpoint is used as it is: nothing trained, the same shards.
+    capsys.readouterr()
+    reused = tmp_path / "reused"
+    assert main(["run", str(recipe), "--stop-stage", "2", *overrides(tmp_path, reused),
+                 f"tokenizer.checkpoint={exp / 'train_tokenizer'}"]) == 0
+    assert "is used as it is; nothing to train" in capsys.readouterr().out
+    assert not (reused / "train_tokenizer" / "tokenizer.safetensors").exists()
+    assert shard_members(reused / "shards") == shard_members(exp / "shards")

@@ -46,6 +46,7 @@ class ModelConfig:
     alignment_layer: int | None = None  # DiTAR: the LM layer of those heads
     alignment_target: str | None = None  # DiTAR: where they look: diagonal | aligner (a forward-sum aligner's phoneme)
     phoneme_pointer: bool | None = None  # DiTAR: LM inputs carry the aligned phoneme; an advance head moves it
+    advance_grad_scale: float | None = None  # DiTAR: factor on the advance head's gradient into the LM
     time_logit_mean: float | None = None  # DiTAR: logit-normal training times around it (null: uniform)
     regression_prior: bool | None = None  # DiTAR: a head regresses each patch; LocDiT models the residual
     # Loss weights of families that take them (MELLE: kl_weight, flux_weight, stop_weight,

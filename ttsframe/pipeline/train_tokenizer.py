@@ -6,7 +6,8 @@ frontend's symbols without word boundaries, punctuation and stress marks; the CT
 every phone of the frontend's inventory). Dev phone error rate of the quantised encoder and
 codebook use are logged every `tokenizer.log_every` steps and kept in `tokenizer.json`.
 `tokenizer=whisper_kmeans`: k-means over a Whisper encoder, fitted on train.
-`tokenizer=s3_onnx` (CosyVoice's released files) needs no training: the stage says so and ends.
+`tokenizer=s3_onnx` (CosyVoice's released files) needs no training, nor does a trained tokenizer
+named by `tokenizer.checkpoint`: the stage says so and ends.
 
 Writes `train_tokenizer/tokenizer.safetensors` + `tokenizer.json` (atomically, the weights
 first). Training is deterministic for a seed and a torch thread count on a given machine, so a
@@ -40,6 +41,9 @@ def run(cfg: DictConfig, ctx) -> dict:
     if not is_trained_here(cfg.tokenizer.name):
         print(f"train_tokenizer: tokenizer={cfg.tokenizer.name} is used as it is; nothing to train")
         return {"trained": False}
+    if cfg.tokenizer.get("checkpoint"):
+        print(f"train_tokenizer: tokenizer.checkpoint={cfg.tokenizer.checkpoint} is used as it is; nothing to train")
+        return {"trained": False, "checkpoint": str(cfg.tokenizer.checkpoint)}
     if cfg.tokenizer.name == "whisper_kmeans":
         from ttsframe.tokenizers.whisper_kmeans import fit_whisper_kmeans
 

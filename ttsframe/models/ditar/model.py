@@ -39,7 +39,7 @@ from ttsframe.modules.aligner import AlignerConfig, ForwardSumAligner, monotonic
 from ttsframe.modules.kv_cache import KVCache
 from ttsframe.modules import mel_norm
 from ttsframe.modules.packing import PackedRows, lengths_to_mask, pack_segments, take_segment
-from ttsframe.modules.stop_head import StopHead
+from ttsframe.modules.stop_head import StopHead, scale_gradient
 from ttsframe.modules.transformer import Transformer, TransformerConfig
 
 _STACKS = ("", "locenc_", "locdit_")  # field prefixes of the LM, LocEnc and LocDiT sizes
@@ -93,6 +93,9 @@ class DiTARConfig:
     # the head. Needs no guided heads; trains the aligner alongside.
     phoneme_pointer: bool = False
     max_advance: int = 4
+    # Factor on the gradient the advance head sends into the LM (as the stop head's): unscaled, the
+    # advance cross-entropy's gradient on the LM's last layer was ~40x the diffusion's (0.145 vs 0.0037).
+    advance_grad_scale: float = 1.0
     time_logit_mean: float | None = None  # training's diffusion times: None uniform, else logit-normal (diffusion.py)
     # Regression prior (Grad-TTS's prior, CosyVoice flow_cpu's `source: mu`, per patch): a head on h_i
     # regresses the patch (mu_i, squared error); LocDiT then models the residual x0 - mu_i, and a
@@ -131,6 +134,8 @@ class DiTARConfig:
             raise ValueError(f"max_advance must be >= 2, got {self.max_advance}")
         if self.history < 0:
             raise ValueError(f"history must be >= 0, got {self.history}")
+        if not 0.0 <= self.advance_grad_scale <= 1.0:
+            raise ValueError(f"advance_grad_scale must be in [0, 1], got {self.advance_grad_scale}")
         for name in ("dropout", "cfg_drop_prob", "input_dropout", "history_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
@@ -250,7 +255,8 @@ class DiTAR(nn.Module):
         advance = None
         if pointers is not None:  # patch i's head predicts the move to patch i + 1 (none after the last)
             moves = (pointers[:, 1:] - pointers[:, :-1]).clamp(0, self.config.max_advance - 1)  # (B, N - 1)
-            advance = (self.advance_head(hidden[:, :-1]), moves, patch_mask[:, 1:])
+            logits = self.advance_head(scale_gradient(hidden[:, :-1], self.config.advance_grad_scale))
+            advance = (logits, moves, patch_mask[:, 1:])
         return DiTARPrediction(v_pred, v_true, frame_mask, stop_logits, stop_targets, patch_mask,
                                text_attention, text_lengths, aligner_loss, aligned, advance,
                                None if prior is None else (prior, patches))

@@ -45,7 +45,7 @@ FAMILY = "ditar"
 # model.<name> overrides of the train stage; d_model .. ffn_dim size the LM (LocEnc and LocDiT keep the preset's)
 ARCH_OVERRIDES = ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout", "patch_size", "history", "history_dropout",
                   "input_dropout",
-                  "alignment_heads", "alignment_layer", "alignment_target", "phoneme_pointer",
+                  "alignment_heads", "alignment_layer", "alignment_target", "phoneme_pointer", "advance_grad_scale",
                   "time_logit_mean", "regression_prior")
 
 

@@ -277,3 +277,21 @@ def test_history_dropout_hides_locdit_s_history_for_a_share_of_training_patches(
     assert torch.equal(trained[~dropped], evaluated[~dropped])
     with pytest.raises(ValueError, match="history_dropout"):
         model(history_dropout=1.0)
+
+
+def test_advance_grad_scale_scales_the_advance_gradient_into_the_lm_and_nothing_else():
+    from ttsframe.models.ditar.loss import ditar_loss
+
+    tokens, token_lengths, mel, frame_lengths = batch((24, 20, 22))
+    grads, logits = {}, {}
+    for scale in (1.0, 0.1):
+        net = model(phoneme_pointer=True, advance_grad_scale=scale)
+        p = net(tokens, token_lengths, mel, frame_lengths, generator=torch.Generator().manual_seed(0))
+        ditar_loss(p)["advance"].backward()
+        grads[scale] = (next(net.lm.blocks[-1].parameters()).grad.clone(), net.advance_head.weight.grad.clone())
+        logits[scale] = p.advance[0].detach()
+    torch.testing.assert_close(logits[0.1], logits[1.0])  # the forward is the same
+    torch.testing.assert_close(grads[0.1][1], grads[1.0][1])  # the head itself learns at full rate
+    torch.testing.assert_close(grads[0.1][0], 0.1 * grads[1.0][0], atol=1e-9, rtol=1e-4)  # the LM gets a tenth
+    with pytest.raises(ValueError, match="advance_grad_scale"):
+        model(advance_grad_scale=1.5)
