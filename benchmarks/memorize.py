@@ -89,7 +89,8 @@ def run(command: list[str]) -> None:
     subprocess.run(command, check=True)
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; key=value overrides after `--`, wherever the options stand."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("recipe")
     parser.add_argument("--steps", type=int, default=1000, help="trainer.max_steps of every train stage")
@@ -97,11 +98,16 @@ def main() -> None:
     parser.add_argument("--voice", default=None)
     parser.add_argument("--exp-dir", type=Path, default=None, help="default exp/memorize_<recipe>")
     parser.add_argument("overrides", nargs="*", help="more key=value overrides (after --)")
-    args, rest = parser.parse_known_args()  # key=value overrides after `--`, wherever the options stand
+    args, rest = parser.parse_known_args(argv)
     unknown = [r for r in rest if r != "--" and "=" not in r]
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.overrides = [*args.overrides, *(r for r in rest if r != "--")]
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     exp = args.exp_dir or Path("exp") / f"memorize_{args.recipe}"
     manifest, voice = memorized_manifest(corpus_manifest(Path("exp") / "memorize_corpus"), exp / "memorized.jsonl",
                                          args.voice, args.count)

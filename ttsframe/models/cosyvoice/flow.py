@@ -25,7 +25,7 @@ a mu in the speaker's voice rather than the average of the training voices. ``de
 adds blocks at the mel rate between the length regulator and mu (CosyVoice 2's encoder also has
 blocks after its upsampling); they take the frame-level form of the same mask. The CPU preset
 turns all four on; on the built-in corpus after 1,500 CPU steps mu alone is about as intelligible
-as the sampled flow (README).
+as the sampled flow (docs/recipes/cosyvoice.md).
 
 Normalisation: the model works on (mel - mean) / std per band (buffers, set with
 `set_mel_stats`; identity by default); its public inputs and outputs are raw log-mel.

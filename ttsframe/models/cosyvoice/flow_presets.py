@@ -21,7 +21,7 @@ def flow_cpu(n_speech: int, n_mels: int = 80, token_rate: float = 25.0) -> FlowC
     (~1.2 M parameters, ~0.35 s a step of 6,000 frames), the prior loss (weight 1), the flow
     starting from N(mu, I) and a speaker-conditioned mu, so that mu becomes a regression estimate
     of the mel in the prompt's voice that the estimator refines (CosyVoice's N(0, I) start needs
-    far more steps). Measured in the README (benchmarks/cosyvoice_flow_probe.py). Three in four
+    far more steps). Measured in docs/recipes/cosyvoice.md (benchmarks/cosyvoice_flow_probe.py). Three in four
     steps train the full mask that resynthesis and offline synthesis use (CosyVoice's even mix spends
     three in four on streaming masks, which a CPU budget cannot spare); one in four chunk C, so
     streaming still works."""

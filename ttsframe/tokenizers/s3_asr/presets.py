@@ -14,7 +14,7 @@ def s3_asr_tiny(n_symbols: int, subsample: int = 4) -> S3AsrConfig:
     the codes used (perplexity ~200); fsq_levels=(3,) * 8 gives 0.058 (6561 codes, perplexity
     ~380) at the cost of a 10x larger token vocabulary downstream (benchmarks/s3_tokenizer_probe.py).
     Each utterance's mean log-mel is subtracted first (``cmn``): on the 36-voice built-in corpus
-    with SpecAugment the held-out voices' phone error rate goes from 0.460 to 0.413 (README)."""
+    with SpecAugment the held-out voices' phone error rate goes from 0.460 to 0.413 (docs/recipes/cosyvoice.md)."""
     return S3AsrConfig(
         n_symbols=n_symbols,
         d_model=192,
