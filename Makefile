@@ -8,7 +8,7 @@ stop_stage ?= 1000
 RESERVED := recipe stage stop_stage force PYTHON
 OVERRIDES := $(foreach v,$(filter-out $(RESERVED),$(.VARIABLES)),$(if $(filter command line,$(origin $(v))),$(v)=$($(v))))
 
-.PHONY: run setup test test-fast help clean-exp
+.PHONY: run setup test test-fast help
 
 run:
 ifeq ($(recipe),)
