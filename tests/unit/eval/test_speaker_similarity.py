@@ -39,6 +39,23 @@ def resemblyzer():
     return build_speaker_encoder("resemblyzer", device="cpu")
 
 
+def test_batched_partials_match_resemblyzers_own_embed_utterance(speech, resemblyzer):
+    from ttsframe.data.audio import clips_at_rate
+    from ttsframe.eval import speaker
+
+    clips = [wav for voice in VOICES for wav in speech[voice]]
+    clips.append(np.concatenate(clips[:4]))  # one long clip: more partial windows than the others
+    own = np.stack([resemblyzer.encoder.embed_utterance(resemblyzer._resemblyzer.preprocess_wav(w))
+                    for w in clips_at_rate(clips, RATE, speaker.ENCODER_RATE)])
+    np.testing.assert_allclose(resemblyzer.embed(clips, RATE), own, atol=1e-5)
+    small = speaker.PARTIALS_PER_BATCH
+    try:
+        speaker.PARTIALS_PER_BATCH = 3  # windows of one clip split over LSTM calls: the same rows
+        np.testing.assert_allclose(resemblyzer.embed(clips, RATE), own, atol=1e-5)
+    finally:
+        speaker.PARTIALS_PER_BATCH = small
+
+
 def test_identical_audio_is_one_and_rows_are_unit_norm(speech, resemblyzer):
     wav = speech["en-us-f3"][0]
     emb = resemblyzer.embed([wav, wav.copy()], RATE)

@@ -62,10 +62,16 @@ class MelleConfig:
     # regression there and the model stopped reading the text).
     stop_hidden: int = 64
     stop_grad_scale: float = 0.02
+    # Scheduled sampling in one extra pass: this share of the training inputs (groups 1..S-1) is the
+    # model's own teacher-forced prediction of that group (no gradient) instead of the target, so the
+    # model learns to continue from frames like the ones it feeds itself in generation.
+    self_feed: float = 0.0
 
     def __post_init__(self):
         if not 1 <= self.reduction_factor <= 4:
             raise ValueError(f"reduction_factor must be in 1..4, got {self.reduction_factor}")
+        if not 0.0 <= self.self_feed <= 1.0:
+            raise ValueError(f"self_feed must be in [0, 1], got {self.self_feed}")
 
     @property
     def group_dim(self) -> int:
@@ -150,14 +156,15 @@ class Melle(nn.Module):
         groups = frames_to_groups(target, r)  # (B, S, rM)
         n_steps = groups.shape[1]
         steps = steps_for(frame_lengths, r)  # (B,)
-        # Input j is BOS (j = 0) or target group j - 1; the last group is never an input.
-        packed = self._pack(tokens, token_lengths, groups[:, :-1], steps - 1, pad_left=False)
-        hidden = self.transformer(packed.values, packed.positions, packed.padding_mask)  # (B, S_all, D)
-        audio_hidden = take_segment(hidden, packed.starts[:, 1], n_steps)  # (B, S, D)
-
         if noise is None:
             device = generator.device if generator is not None else mel.device
             noise = torch.randn(groups.shape, generator=generator, device=device).to(mel.device)
+        # Input j is BOS (j = 0) or group j - 1 (the target's, or with self_feed the model's own); the
+        # last group is never an input.
+        inputs = groups[:, :-1]  # (B, S - 1, rM)
+        if self.training and self.config.self_feed > 0 and n_steps > 1:
+            inputs = self._self_fed(tokens, token_lengths, inputs, steps, noise, generator)
+        audio_hidden = self._audio_hidden(tokens, token_lengths, inputs, steps)  # (B, S, D)
         coarse, mu, logvar = self.latent(audio_hidden, noise.to(audio_hidden.dtype))  # (B, S, rM) each
         coarse, mu, logvar = (groups_to_frames(x, r)[:, :n_frames] for x in (coarse, mu, logvar))  # (B, T, M)
         refined = self.postnet(coarse, frame_mask)  # (B, T, M)
@@ -167,6 +174,21 @@ class Melle(nn.Module):
         stop_targets = stop_targets.scatter(1, (steps - 1).clamp(min=0)[:, None], 1.0)
         stop_logits = self.stop_head(audio_hidden)  # (B, S)
         return MellePrediction(coarse, refined, mu, logvar, target, frame_mask, stop_logits, stop_targets, step_mask)
+
+    def _audio_hidden(self, tokens, token_lengths, inputs: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced hidden states of the audio positions: inputs (B, S - 1, rM) -> (B, S, D)."""
+        packed = self._pack(tokens, token_lengths, inputs, steps - 1, pad_left=False)
+        hidden = self.transformer(packed.values, packed.positions, packed.padding_mask)  # (B, S_all, D)
+        return take_segment(hidden, packed.starts[:, 1], inputs.shape[1] + 1)
+
+    @torch.no_grad()
+    def _self_fed(self, tokens, token_lengths, inputs, steps, noise, generator) -> torch.Tensor:
+        """inputs (B, S - 1, rM) with a `self_feed` share of its groups replaced by the model's own
+        prediction of them from the true history (the coarse group generation would feed back)."""
+        hidden = self._audio_hidden(tokens, token_lengths, inputs, steps)[:, :-1]  # (B, S - 1, D)
+        predicted = self.latent(hidden, noise[:, :-1].to(hidden.dtype))[0]  # (B, S - 1, rM)
+        draw = torch.rand(inputs.shape[:2], generator=generator, device=generator.device if generator else None)
+        return torch.where((draw.to(inputs.device) < self.config.self_feed)[..., None], predicted, inputs)
 
     # -- generation ----------------------------------------------------------------------------
     def prefill(

@@ -101,3 +101,28 @@ def test_presets_and_config_checks():
         get_preset("melle_huge", VOCAB)
     with pytest.raises(ValueError, match="reduction_factor"):
         MelleConfig(vocab_size=VOCAB, reduction_factor=5)
+
+
+@pytest.mark.parametrize("r", [1, 2])
+def test_self_feed_replaces_inputs_with_own_predictions_in_training_only(r):
+    tokens, token_lengths, mel, frame_lengths = batch()
+    noise = torch.randn(3, -(-13 // r), r * M, generator=torch.Generator().manual_seed(5))
+    plain, fed, every = (model(r, self_feed=share, prenet_dropout=0.0) for share in (0.0, 0.5, 1.0))
+    run = lambda net, seed=1: net(tokens, token_lengths, mel, frame_lengths, noise=noise,  # noqa: E731
+                                  generator=torch.Generator().manual_seed(seed))
+    # the first position reads BOS only: the same with or without self-feeding
+    torch.testing.assert_close(run(plain).mu[:, :r], run(every).mu[:, :r])
+    assert not torch.allclose(run(plain).mu[:, r:], run(fed).mu[:, r:])
+    torch.testing.assert_close(run(fed).mu, run(fed).mu)  # the generator fixes which inputs are replaced
+    assert not torch.allclose(run(fed, 1).mu, run(fed, 2).mu)
+    # self_feed=1 feeds exactly the model's own teacher-forced predictions back
+    with torch.no_grad():
+        first = run(plain)
+    own = first.coarse.clone()
+    own[~first.frame_mask] = 0.0
+    refed = plain(tokens, token_lengths, own, frame_lengths, noise=noise)  # (mel statistics: identity)
+    torch.testing.assert_close(run(every).mu, refed.mu, atol=1e-5, rtol=1e-5)
+    plain.eval(), fed.eval()
+    torch.testing.assert_close(run(plain).mu, run(fed).mu)  # evaluation never self-feeds
+    with pytest.raises(ValueError, match="self_feed"):
+        MelleConfig(vocab_size=VOCAB, self_feed=1.5)
