@@ -28,8 +28,9 @@ from pathlib import Path
 
 import torch
 
-from ttsframe.codecs.mel import Config as MelCodecConfig
-from ttsframe.codecs.mel import MelCodec, MelConfig
+from ttsframe.codecs.mel import MelConfig
+from ttsframe.codecs.mel_codec import Config as MelCodecConfig
+from ttsframe.codecs.mel_codec import MelCodec
 from ttsframe.data.audio import resample
 from ttsframe.data.dataset import ShardStream
 from ttsframe.data.manifest import read_manifest

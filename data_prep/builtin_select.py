@@ -18,7 +18,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 
-from ttsframe.text.frontend import PUNCTUATION, WORD_BOUNDARY
+from ttsframe.text.base import PUNCTUATION, WORD_BOUNDARY
 
 PHONE_TARGET = 30
 PHONE_WEIGHT = 20.0

@@ -1,6 +1,8 @@
 """ttsframe: end-to-end zero-shot TTS training."""
 
-__version__ = "0.1.0"
+from ttsframe.version import __version__
+
+__all__ = ["__version__"]
 
 
 def __getattr__(name: str):

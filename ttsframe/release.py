@@ -34,6 +34,7 @@ from ttsframe.errors import UserError
 from ttsframe.inference.checkpoint import need_file
 from ttsframe.models.registry import FAMILIES, family
 from ttsframe.utils.atomic import write_text
+from ttsframe.version import __version__
 
 FORMAT_VERSION = 1
 HUB_DOWNLOAD_ENV = "TTSFRAME_HUB_DOWNLOAD"  # =1: a hub id not in the local cache is downloaded
@@ -70,8 +71,6 @@ def write_release(out_dir: str | Path, synthesizer, run_cfg: Any = None, card_in
 
 def release_config(synthesizer, run_cfg: Any) -> dict:
     """config.yaml: the run config (resolved), the synthesizer's text config, and `release:`."""
-    import ttsframe
-
     config: dict = {}
     if run_cfg is not None:
         from omegaconf import OmegaConf
@@ -82,7 +81,7 @@ def release_config(synthesizer, run_cfg: Any) -> dict:
     if "text" not in config:
         raise ValueError("write_release needs the text config: from the synthesizer or run_cfg")
     config["release"] = {"family": synthesizer.FAMILY, "format_version": FORMAT_VERSION,
-                         "ttsframe_version": ttsframe.__version__,
+                         "ttsframe_version": __version__,
                          "max_prompt_seconds": synthesizer.max_prompt_seconds,
                          "sampling": dataclasses.asdict(synthesizer.default_options)}
     return config

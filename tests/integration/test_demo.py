@@ -3,8 +3,9 @@
 transcript give an <audio> player that plays and a spectrogram <img> in each column, the CosyVoice
 column streaming (its live player, where ffmpeg is on PATH, and the first-audio latency); bad
 input (empty text, a symbol the vocabulary lacks) answers in the page; the experiment's test
-prompt becomes an example. A screenshot is kept under tmp_path (and in tests/artifacts/demo.png
-when TTSFRAME_KEEP_ARTIFACTS is set)."""
+prompt becomes an example; the page requests nothing from any server but the demo's (no CDN).
+A screenshot is kept under tmp_path (and in tests/artifacts/demo.png when TTSFRAME_KEEP_ARTIFACTS
+is set)."""
 
 import dataclasses
 import json
@@ -149,6 +150,17 @@ def server(tmp_path, monkeypatch):
         demo.close()
 
 
+def is_local(url: str, server: str) -> bool:
+    """Whether `url` is under `server` (http://127.0.0.1:PORT/) or the page's own data: / blob: URL."""
+    return url.removeprefix("blob:").startswith((server, "data:"))
+
+
+def assert_local(urls: list[str], server: str) -> None:
+    """Fails listing the URLs of `urls` that are not local (`is_local`), once each."""
+    outside = sorted({url for url in urls if not is_local(url, server)})
+    assert not outside, f"the page requested URLs outside {server}: {outside}"
+
+
 PLAYABLE = """async (selector) => {
   const a = document.querySelector(selector);
   if (a.readyState < 1) await new Promise((ok, fail) => {
@@ -171,10 +183,13 @@ def test_page_synthesizes_and_answers_bad_input(browser_path, server, tmp_path):
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.set_default_timeout(TIMEOUT_MS)
-            page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(url)
-                       else route.abort())  # offline: Gradio's page asks a CDN for an iframe helper
+            asked = []  # every URL requested in the page's browser context, before the route decides
+            page.context.on("request", lambda request: asked.append(request.url))
+            page.route("**/*", lambda route: route.continue_() if is_local(route.request.url, url)
+                       else route.abort())  # the test never needs the network
             page.goto(url, wait_until="domcontentloaded")
             page.get_by_text(EXAMPLE[0]).first.wait_for()  # the experiment's test prompt is an example
+            assert_local(asked, url)
 
             page.locator("#demo-text textarea").fill(TEXT)
             page.locator("#demo-prompt input[type=file]").set_input_files(str(prompt))
@@ -216,6 +231,7 @@ def test_page_synthesizes_and_answers_bad_input(browser_path, server, tmp_path):
                 assert "'日'" in page.locator(column).inner_text()
             assert page.locator("#demo-stream-1 audio").count() == 0  # the live player is emptied
             assert page.locator("#demo-status").inner_text().strip() == ""
+            assert_local(asked, url)
         finally:
             browser.close()
     assert shot.stat().st_size > 10_000

@@ -20,7 +20,7 @@ from ttsframe.errors import ConfigError
 CODECS: dict[str, str] = {
     "encodec": "ttsframe.codecs.encodec:EncodecCodec",
     "dac": "ttsframe.codecs.dac:DACCodec",
-    "mel": "ttsframe.codecs.mel:MelCodec",
+    "mel": "ttsframe.codecs.mel_codec:MelCodec",
     "spectral": "ttsframe.codecs.spectral:SpectralCodec",
     "semantic": "ttsframe.codecs.semantic:SemanticCodec",
 }

@@ -28,7 +28,8 @@ import torch
 
 from ttsframe.codecs.base import full_lengths, resolve_device
 from ttsframe.codecs.kmeans import fit_rvq, rvq_decode, rvq_encode
-from ttsframe.codecs.mel import MelConfig, MelSpectrogram, check_mel_compatible, default_vocoder
+from ttsframe.codecs.mel import MelConfig, MelSpectrogram, check_mel_compatible
+from ttsframe.codecs.mel_codec import default_vocoder
 from ttsframe.codecs.state_file import check_settings, read_state, write_state
 from ttsframe.data.audio import resample
 from ttsframe.errors import ConfigError, UserError

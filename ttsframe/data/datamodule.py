@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 from ttsframe.data.batching import DynamicBucketer
 from ttsframe.data.dataset import BatchedStream, ShardStream
 from ttsframe.data.shards import read_index
-from ttsframe.text.frontend import WORD_BOUNDARY
+from ttsframe.text.base import WORD_BOUNDARY
 from ttsframe.text.vocab import Vocabulary
 
 

@@ -12,6 +12,7 @@ prompt, side by side, for A/B listening. One file per job:
     synthesis.py    one release's run: audio, seconds, RTF
     streaming.py    a streaming release's run (CosyVoice): chunks to the live player, then the result
     spectrogram.py  audio -> a spectrogram image (matplotlib, no pyplot state)
+    display.py      text made safe for Markdown, error lines, audio as the players' int16
     examples.py     example requests from the synthesize stage beside a release, if any
     app.py          the gr.Blocks page, and `serve` (queue on, one request at a time per release)
 

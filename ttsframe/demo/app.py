@@ -16,13 +16,11 @@ only that release refuses it (e.g. symbols its vocabulary lacks); never a traceb
 from __future__ import annotations
 
 import logging
-import re
 import warnings
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
+from ttsframe.demo.display import error_markdown, escape_markdown, to_pcm16
 from ttsframe.demo.examples import page_examples
 from ttsframe.demo.inputs import InputError, prepare_request
 from ttsframe.demo.options import OptionField, build_options, option_fields
@@ -35,20 +33,6 @@ from ttsframe.errors import UserError
 
 log = logging.getLogger(__name__)
 LOCAL_FONTS = (["ui-sans-serif", "system-ui", "sans-serif"], ["ui-monospace", "monospace"])  # no font CDN
-
-
-def escape_markdown(text: str) -> str:
-    """`text` shown literally by gr.Markdown (an unknown symbol may be `*` or `_`)."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$])", r"\\\1", text)
-
-
-def error_markdown(message: str) -> str:
-    return f"⚠️ **Error:** {escape_markdown(message)}"
-
-
-def to_pcm16(wav: np.ndarray) -> np.ndarray:
-    """(T,) float in [-1, 1] -> (T,) int16 (what the page's audio player gets, unnormalized)."""
-    return (np.clip(wav, -1.0, 1.0) * 32767.0).round().astype(np.int16)
 
 
 def option_control(field: OptionField):

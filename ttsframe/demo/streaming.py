@@ -19,6 +19,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ttsframe.demo.display import error_markdown, to_pcm16
 from ttsframe.demo.inputs import InputError, Request
 from ttsframe.demo.options import OptionField, build_options
 from ttsframe.demo.releases import DemoRelease
@@ -73,8 +74,6 @@ def stream_handler(release: DemoRelease, fields: list[OptionField], player: bool
     line); without `player`, of (audio, spectrogram, result line) only. The chunks are
     (rate, (T_k,) int16); the stream slot is None once the stream ends, and `cleared` when there
     is nothing to stream (refused input, a failure; app.py: an update that empties the player)."""
-    from ttsframe.demo.app import error_markdown, to_pcm16  # here: app imports this module
-
     def out(chunk, audio, image, line):
         return (chunk, audio, image, line) if player else (audio, image, line)
 

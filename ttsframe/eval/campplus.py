@@ -22,6 +22,7 @@ import torch
 from ttsframe.data.audio import clips_at_rate
 from ttsframe.errors import ConfigError, UserError
 from ttsframe.eval.asr import file_sha256
+from ttsframe.eval.embedding_rows import has_signal, unit_rows
 from ttsframe.eval.provenance import package_version
 
 SAMPLE_RATE = 16000  # CAM++ and its fbank features are 16 kHz
@@ -59,8 +60,6 @@ class CamPlusPlusEncoder:
     def embed(self, wavs: list[np.ndarray], sample_rate: int) -> np.ndarray:
         """Clips (T_i,) at `sample_rate` -> (N, 192) float32, unit rows (NaN rows for empty, silent
         or sub-25 ms clips)."""
-        from ttsframe.eval.speaker import has_signal, unit_rows  # speaker.py registers this class
-
         out = np.full((len(wavs), self.dim), np.nan, np.float32)
         for i, wav in enumerate(clips_at_rate(wavs, sample_rate, SAMPLE_RATE)):
             if has_signal(wav) and len(wav) >= WINDOW:

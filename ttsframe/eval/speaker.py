@@ -33,6 +33,7 @@ from ttsframe.codecs.base import resolve_device
 from ttsframe.data.audio import clips_at_rate
 from ttsframe.errors import ConfigError, UserError
 from ttsframe.eval.campplus import CamPlusPlusEncoder
+from ttsframe.eval.embedding_rows import has_signal, unit_rows
 from ttsframe.eval.provenance import package_version
 
 ENCODER_RATE = 16000  # both encoders take 16 kHz audio
@@ -49,16 +50,6 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (dot / norms).astype(np.float32)
-
-
-def has_signal(wav: np.ndarray) -> bool:
-    return wav.size > 0 and bool(np.any(wav != 0))
-
-
-def unit_rows(embeddings: np.ndarray) -> np.ndarray:
-    """(N, D) -> (N, D) float32 with each row of L2 norm 1."""
-    norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
-    return (embeddings / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 class ResemblyzerEncoder:

@@ -26,7 +26,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from ttsframe.pipeline import stage_module
-from ttsframe.pipeline.runner import StageContext, done_summary, marker_path, run_stage, stage_dir
+from ttsframe.pipeline.stage import StageContext, done_summary, marker_path, run_stage, stage_dir
 from ttsframe.training import slurm
 from ttsframe.utils.atomic import write_json
 

@@ -161,7 +161,8 @@ def stage_vocoder(cfg: DictConfig, exp_dir: Path, stage: str | None):
     """
     from omegaconf import OmegaConf
 
-    from ttsframe.codecs.mel import MelConfig, default_vocoder
+    from ttsframe.codecs.mel import MelConfig
+    from ttsframe.codecs.mel_codec import default_vocoder
     from ttsframe.vocoders.config import build_from_config
     from ttsframe.vocoders.hifigan import HifiGanVocoder
 

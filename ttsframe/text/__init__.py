@@ -1,8 +1,9 @@
 """Text frontend: normalisation, phonemes or characters, symbol cache, vocabulary."""
 
+from ttsframe.text.base import PUNCTUATION, WORD_BOUNDARY, TextFrontend
 from ttsframe.text.cache import PhonemeCache
 from ttsframe.text.espeak import EspeakInfo, configure_espeak
-from ttsframe.text.frontend import FRONTENDS, PUNCTUATION, WORD_BOUNDARY, CharFrontend, TextFrontend, build_frontend
+from ttsframe.text.frontend import FRONTENDS, CharFrontend, build_frontend
 from ttsframe.text.normalize import normalize_basic, normalize_english, normalizer_for
 from ttsframe.text.phonemes import STRESS_MARKS, PhonemizerFrontend
 from ttsframe.text.vocab import BOS, EOS, PAD, SPECIALS, UNK, Vocabulary

@@ -14,10 +14,8 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from ttsframe.text.frontend import TextFrontend
+from ttsframe.text.base import TextFrontend
 
 log = logging.getLogger(__name__)
 

@@ -29,9 +29,9 @@ from itertools import repeat
 from typing import Any
 
 from ttsframe.errors import UserError
+from ttsframe.text.base import PUNCTUATION, WORD_BOUNDARY
 from ttsframe.text.cache import PhonemeCache
 from ttsframe.text.espeak import configure_espeak
-from ttsframe.text.frontend import PUNCTUATION, WORD_BOUNDARY
 from ttsframe.text.inventory import EN_STRESS_MARKS, PHONE_INVENTORIES, Inventory
 from ttsframe.text.normalize import normalizer_for
 

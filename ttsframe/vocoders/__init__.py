@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 
+from ttsframe.codecs.mel import MelConfig
 from ttsframe.errors import ConfigError
 from ttsframe.vocoders.base import Vocoder
 
@@ -28,8 +29,6 @@ def vocoder_class(name: str) -> type:
 
 def build_vocoder(name: str, mel_config, **options) -> Vocoder:
     """A vocoder for log-mels of `mel_config` (a MelConfig or mapping)."""
-    from ttsframe.codecs.mel import MelConfig
-
     return vocoder_class(name)(MelConfig.from_any(mel_config), **options)
 
 

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 
 from ttsframe.codecs.mel import MelConfig, check_mel_compatible
+from ttsframe.codecs.mel_codec import Config as MelCodecConfig
+from ttsframe.codecs.mel_codec import MelCodec
 from ttsframe.errors import UserError
 from ttsframe.inference.checkpoint import need_file
 from ttsframe.inference.request import MIN_DECODE_FRAMES
@@ -106,9 +108,6 @@ def vocoder_features(mel_config: MelConfig, vocoder: Vocoder | None, device: tor
     """(vocoder, features) of a synthesizer: `vocoder` (`default_vocoder` when None), checked
     against `mel_config` and moved to `device`, and the `MelCodec` that computes prompt log-mel
     and vocodes with it."""
-    from ttsframe.codecs.mel import Config as MelCodecConfig
-    from ttsframe.codecs.mel import MelCodec
-
     vocoder = default_vocoder(mel_config) if vocoder is None else vocoder
     check_mel_compatible(vocoder.mel_config, mel_config, "the vocoder (first) vs the mel features of the model (second)")
     if isinstance(vocoder, torch.nn.Module):

@@ -25,7 +25,7 @@ def test_unknown_codec_lists_valid_ones():
 
 
 def test_build_from_yaml_dict_and_dataclass():
-    from ttsframe.codecs.mel import Config
+    from ttsframe.codecs.mel_codec import Config
 
     node = load_group("codec", "mel", [("test", {"mel": {"n_mels": 100}, "device": "cpu"})])  # a DictConfig
     codec = build_codec(node)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from ttsframe.codecs.mel import MelCodec, MelConfig, MelSpectrogram, check_mel_compatible, mel_filterbank
+from ttsframe.codecs.mel import MelConfig, MelSpectrogram, check_mel_compatible, mel_filterbank
+from ttsframe.codecs.mel_codec import MelCodec
 from ttsframe.errors import ConfigError
 
 
@@ -79,7 +80,7 @@ def test_check_mel_compatible():
 
 
 def test_mel_codec_encode_decode_shapes(make_utterance):
-    from ttsframe.codecs.mel import Config
+    from ttsframe.codecs.mel_codec import Config
 
     codec = MelCodec(Config(griffin_lim_iters=2, device="cpu"))
     assert (codec.n_codebooks, codec.codebook_size, codec.needs_fit) == (0, 0, False)

@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
+from ttsframe.models.cosyvoice.flow_config import FlowConfig
 from ttsframe.models.cosyvoice.flow_masks import MaskChoice, draw_mask_choice
-
-if TYPE_CHECKING:
-    from ttsframe.models.cosyvoice.flow import FlowConfig
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
-from ttsframe.models.cosyvoice.flow import FlowConfig
+from ttsframe.models.cosyvoice.flow_config import FlowConfig
 
 
 def flow_tiny(n_speech: int, n_mels: int = 80, token_rate: float = 25.0) -> FlowConfig:

@@ -39,7 +39,8 @@ from ttsframe.inference.prompt import prepare_prompts
 from ttsframe.inference.request import DEFAULT_MAX_PROMPT_SECONDS, PROMPT_BATCH_SECONDS, SynthesisItem
 from ttsframe.inference.text import check_frontend, text_token_ids
 from ttsframe.inference.timing import PartTimer
-from ttsframe.models.cosyvoice.flow import CosyVoiceFlow, FlowConfig
+from ttsframe.models.cosyvoice.flow import CosyVoiceFlow
+from ttsframe.models.cosyvoice.flow_config import FlowConfig
 from ttsframe.models.cosyvoice.lm import LMConfig, SpeechLM
 from ttsframe.models.cosyvoice.lm_generate import generate
 from ttsframe.models.cosyvoice.sampling import CosyVoiceSamplingOptions

@@ -23,7 +23,8 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from ttsframe.data.collate import Batch
 from ttsframe.data.dataset import ShardStream
-from ttsframe.models.cosyvoice.flow import CosyVoiceFlow, FlowConfig
+from ttsframe.models.cosyvoice.flow import CosyVoiceFlow
+from ttsframe.models.cosyvoice.flow_config import FlowConfig
 from ttsframe.models.cosyvoice.flow_loss import flow_loss
 from ttsframe.models.cosyvoice.presets import check_shards_and_overrides, family_preset
 from ttsframe.models.cosyvoice.task_lm import needs_speech

@@ -17,7 +17,7 @@ from typing import Iterable, Sequence
 import torch
 import torch.nn.functional as F
 
-from ttsframe.text.frontend import PUNCTUATION, WORD_BOUNDARY
+from ttsframe.text.base import PUNCTUATION, WORD_BOUNDARY
 from ttsframe.text.phonemes import STRESS_MARKS
 
 BLANK = 0
