@@ -24,6 +24,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from ttsframe.inference.mode import inference_steps
 from ttsframe.inference.request import SynthesisItem
 from ttsframe.inference.text import text_token_ids
 from ttsframe.models.cosyvoice.lm_generate import token_steps
@@ -89,27 +90,32 @@ def stream_item(synth, item: SynthesisItem, options: CosyVoiceSamplingOptions = 
     if chunk % synth.flow.config.chunk_tokens:
         raise ValueError(f"chunk_tokens {chunk} must be a multiple of the flow's chunk of "
                          f"{synth.flow.config.chunk_tokens} tokens (frames of part chunks would change later)")
-    with torch.inference_mode():
-        [text] = text_token_ids(synth.frontend, synth.vocab, [item.text])
-        prompt = synth.encode_prompts([item])
-        full = torch.cat([prompt["text"][0], text])
-        vocoder, tokens, emitted = ChunkVocoder(synth), [], 0
-        n_prompt = len(prompt["speech"][0])
-        steps = token_steps(synth.lm, full[None].to(synth.device), torch.tensor([len(full)]),
-                            prompt["spk"] if synth.lm.config.spk_dim else None,
-                            prompt["speech"][0][None].to(synth.device), torch.tensor([n_prompt]),
-                            options.lm_options(), prompt_text_lengths=torch.tensor([len(prompt["text"][0])]))
-        for step in steps:
-            [token] = step.tolist()
-            if token is None:
-                continue
-            tokens.append(token)
-            if (n_prompt + len(tokens)) % chunk == 0:  # the flow's chunks count from the prompt's first token
-                ready = final_frames(n_prompt, len(tokens), synth.flow.config)
-                if ready > emitted:
-                    emitted = yield from _emit(synth, vocoder, tokens, ready, emitted, prompt, options, stats)
-        yield from _emit(synth, vocoder, tokens, None, emitted, prompt, options, stats)
+    yield from inference_steps(_stream(synth, item, options, chunk, stats))  # whichever thread resumes it
     stats.compute_seconds = time.perf_counter() - stats.started
+
+
+def _stream(synth, item: SynthesisItem, options: CosyVoiceSamplingOptions, chunk: int,
+            stats: StreamStats) -> Iterator[np.ndarray]:
+    """`stream_item`'s steps (each run under inference mode by it)."""
+    [text] = text_token_ids(synth.frontend, synth.vocab, [item.text])
+    prompt = synth.encode_prompts([item])
+    full = torch.cat([prompt["text"][0], text])
+    vocoder, tokens, emitted = ChunkVocoder(synth), [], 0
+    n_prompt = len(prompt["speech"][0])
+    steps = token_steps(synth.lm, full[None].to(synth.device), torch.tensor([len(full)]),
+                        prompt["spk"] if synth.lm.config.spk_dim else None,
+                        prompt["speech"][0][None].to(synth.device), torch.tensor([n_prompt]),
+                        options.lm_options(), prompt_text_lengths=torch.tensor([len(prompt["text"][0])]))
+    for step in steps:
+        [token] = step.tolist()
+        if token is None:
+            continue
+        tokens.append(token)
+        if (n_prompt + len(tokens)) % chunk == 0:  # the flow's chunks count from the prompt's first token
+            ready = final_frames(n_prompt, len(tokens), synth.flow.config)
+            if ready > emitted:
+                emitted = yield from _emit(synth, vocoder, tokens, ready, emitted, prompt, options, stats)
+    yield from _emit(synth, vocoder, tokens, None, emitted, prompt, options, stats)
 
 
 def final_frames(n_prompt: int, n_tokens: int, config) -> int:

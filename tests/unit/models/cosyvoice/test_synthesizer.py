@@ -95,6 +95,22 @@ def test_stream_equals_offline_chunk_mode_synthesis(synth):
     assert error < 1e-3, error
 
 
+def test_stream_resumed_on_other_threads_gives_the_same_chunks(synth):
+    """A web server may resume the stream on another thread each time (inference mode is per thread)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    here = list(stream_item(synth, ITEMS[0], OPTIONS))
+    stream = stream_item(synth, ITEMS[0], OPTIONS)
+    threaded = []
+    for _ in range(len(here) + 1):
+        with ThreadPoolExecutor(1) as pool:  # a fresh thread for every step
+            chunk = pool.submit(next, stream, None).result()
+        if chunk is None:
+            break
+        threaded.append(chunk)
+    assert len(threaded) == len(here) and all(np.array_equal(a, b) for a, b in zip(here, threaded))
+
+
 def test_release_round_trip_gives_the_same_audio(synth, tmp_path):
     write_release(tmp_path, synth, {"recipe": "toy", "data": {"corpus": "builtin"}})
     assert {"lm.safetensors", "flow.safetensors", "tokenizer", "speaker.json", "vocab.json"} <= {
