@@ -31,17 +31,19 @@ SEED = 2024
 
 def randomize(module: torch.nn.Module, seed: int, scale: float = 1.0) -> None:
     """Every parameter drawn again, seeded: N(0, scale / fan_in) for matrices, around 1 for norm
-    gains and weight-norm magnitudes, small for biases (the reference's own init leaves outputs
-    near trivial: most convs at N(0, 0.01))."""
+    gains, weight-norm magnitudes and Snake alphas, small for biases (the reference's own init
+    leaves outputs near trivial: most convs at N(0, 0.01), zero biases)."""
     g = torch.Generator().manual_seed(seed)
+    norms = {f"{name}.weight" for name, m in module.named_modules()
+             if isinstance(m, (torch.nn.LayerNorm, torch.nn.GroupNorm)) or type(m).__name__ == "Qwen2RMSNorm"}
     with torch.no_grad():
         for name, p in module.named_parameters():
-            if name.endswith(("original0", "weight_g", "alpha")) or (p.dim() == 1 and "norm" in name):
+            if name in norms or name.endswith(("original0", "weight_g", "alpha")):
                 p.copy_(0.5 + torch.rand(p.shape, generator=g))
             elif p.dim() == 1:
                 p.copy_(0.1 * torch.randn(p.shape, generator=g))
             else:
-                fan_in = p[0].numel() if p.dim() > 1 else 1
+                fan_in = p[0].numel()
                 p.copy_(torch.randn(p.shape, generator=g) * (scale / fan_in) ** 0.5)
 
 
@@ -125,7 +127,101 @@ def make_hift(out: Path) -> None:
     write(out, "hift", hift, io, {**HIFT_TINY, "f0_channels": 16}, full)
 
 
-PARTS = {"hift": make_hift}
+# ---- flow -------------------------------------------------------------------------------------
+
+FLOW_RELEASED = dict(vocab_size=6561, input_size=512, output_size=80, spk_embed_dim=192, encoder_heads=8,
+                     linear_units=2048, num_blocks=6, chunk_size=25, channels=256, attention_head_dim=64,
+                     num_heads=8, n_blocks=4, num_mid_blocks=12)
+FLOW_TINY = dict(vocab_size=50, input_size=32, output_size=80, spk_embed_dim=16, encoder_heads=2, linear_units=64,
+                 num_blocks=2, chunk_size=4, channels=16, attention_head_dim=8, num_heads=2, n_blocks=1,
+                 num_mid_blocks=2)
+
+
+def build_flow(k: dict):
+    """CausalMaskedDiffWithXvec as cosyvoice2.yaml builds it, at the sizes of `k`. The reference
+    hard-codes width 512 in its look-ahead and upsampling layers: at another width they are
+    rebuilt (same classes) at that width."""
+    from omegaconf import DictConfig
+
+    from cosyvoice.flow.decoder import CausalConditionalDecoder
+    from cosyvoice.flow.flow import CausalMaskedDiffWithXvec
+    from cosyvoice.flow.flow_matching import CausalConditionalCFM
+    from cosyvoice.transformer.upsample_encoder import PreLookaheadLayer, Upsample1D, UpsampleConformerEncoder
+
+    encoder = UpsampleConformerEncoder(
+        output_size=k["input_size"], attention_heads=k["encoder_heads"], linear_units=k["linear_units"],
+        num_blocks=k["num_blocks"], dropout_rate=0.1, positional_dropout_rate=0.1, attention_dropout_rate=0.1,
+        normalize_before=True, input_layer="linear", pos_enc_layer_type="rel_pos_espnet",
+        selfattention_layer_type="rel_selfattn", input_size=k["input_size"], use_cnn_module=False,
+        macaron_style=False, static_chunk_size=k["chunk_size"])
+    if k["input_size"] != 512:
+        encoder.pre_lookahead_layer = PreLookaheadLayer(k["input_size"], k["input_size"], pre_lookahead_len=3)
+        encoder.up_layer = Upsample1D(k["input_size"], k["input_size"], stride=2)
+    estimator = CausalConditionalDecoder(
+        in_channels=320, out_channels=80, channels=[k["channels"]], dropout=0.0,
+        attention_head_dim=k["attention_head_dim"], n_blocks=k["n_blocks"], num_mid_blocks=k["num_mid_blocks"],
+        num_heads=k["num_heads"], act_fn="gelu", static_chunk_size=k["chunk_size"] * 2, num_decoding_left_chunks=-1)
+    cfm = DictConfig({"sigma_min": 1e-06, "solver": "euler", "t_scheduler": "cosine", "training_cfg_rate": 0.2,
+                      "inference_cfg_rate": 0.7, "reg_loss_type": "l1"})
+    decoder = CausalConditionalCFM(in_channels=240, n_spks=1, spk_emb_dim=80, cfm_params=cfm, estimator=estimator)
+    return CausalMaskedDiffWithXvec(
+        input_size=k["input_size"], output_size=80, spk_embed_dim=k["spk_embed_dim"], output_type="mel",
+        vocab_size=k["vocab_size"], input_frame_rate=25, only_mask_loss=True, token_mel_ratio=2,
+        pre_lookahead_len=3, encoder=encoder, decoder=decoder)
+
+
+def make_flow(out: Path) -> None:
+    full = key_shapes(build_flow(FLOW_RELEASED))
+    flow = build_flow(FLOW_TINY).eval()
+    randomize(flow, SEED + 10)
+    g = torch.Generator().manual_seed(SEED + 11)
+    prompt_token = torch.randint(0, FLOW_TINY["vocab_size"], (1, 4), generator=g)
+    token = torch.randint(0, FLOW_TINY["vocab_size"], (1, 8), generator=g)
+    prompt_feat = torch.randn(1, 8, 80, generator=g) - 4  # (1, T_p, M): 2 frames a token
+    embedding = torch.randn(1, FLOW_TINY["spk_embed_dim"], generator=g)
+    x = torch.randn(1, 80, 24, generator=g)  # an x_t for the estimator alone
+    t = torch.tensor([0.3])
+    io = {"prompt_token": prompt_token, "token": token, "prompt_feat": prompt_feat, "embedding": embedding,
+          "x": x, "t": t, "noise": flow.decoder.rand_noise[:, :, :24].clone()}
+    with torch.inference_mode():
+        joined = torch.cat([prompt_token, token], dim=1)
+        spks = flow.spk_embed_affine_layer(torch.nn.functional.normalize(embedding, dim=1))
+        cond = torch.zeros(1, 80, 24)
+        cond[:, :, :8] = prompt_feat.transpose(1, 2)
+        for mode, streaming in (("offline", False), ("streaming", True)):
+            h, _ = flow.encoder(flow.input_embedding(joined), torch.tensor([12]), streaming=streaming)
+            mu = flow.encoder_proj(h).transpose(1, 2)  # (1, M, 24)
+            io[f"mu_{mode}"] = mu
+            io[f"velocity_{mode}"] = flow.decoder.estimator(x, torch.ones(1, 1, 24), mu, t, spks, cond,
+                                                            streaming=streaming)
+            io[f"mel_{mode}"], _ = flow.inference(token, torch.tensor([8]), prompt_token, torch.tensor([4]),
+                                                  prompt_feat, torch.tensor([8]), embedding, streaming=streaming,
+                                                  finalize=True)
+            print(f"flow {mode}: |mu| <= {mu.abs().max():.2f}, |velocity| <= {io[f'velocity_{mode}'].abs().max():.2f}, "
+                  f"mel {io[f'mel_{mode}'].min():.2f}..{io[f'mel_{mode}'].max():.2f}")
+    assert not torch.allclose(io["mel_offline"], io["mel_streaming"]), "the chunk masks changed nothing"
+    write(out, "flow", flow, io, FLOW_TINY, full)
+
+
+PARTS = {"hift": make_hift, "flow": make_flow}
+
+
+def stub_modules() -> None:
+    """Modules the reference imports for what the fixture does not use: cosyvoice.utils.onnx
+    (onnxruntime sessions for online features), cosyvoice.utils.file_utils (torchaudio, TensorRT
+    export; only its logger is used) and matcha.utils (hydra, lightning; only its logger)."""
+    import logging
+    import sys
+    import types
+
+    onnx = types.ModuleType("cosyvoice.utils.onnx")
+    onnx.online_feature, onnx.onnx_path, onnx.SpeechTokenExtractor, onnx.EmbeddingExtractor = False, "", None, None
+    utils, pylogger = types.ModuleType("matcha.utils"), types.ModuleType("matcha.utils.pylogger")
+    utils.__path__, pylogger.get_pylogger = [], logging.getLogger
+    file_utils = types.ModuleType("cosyvoice.utils.file_utils")
+    file_utils.logging, file_utils.convert_onnx_to_trt, file_utils.export_cosyvoice2_vllm = logging, None, None
+    sys.modules.update({"cosyvoice.utils.onnx": onnx, "cosyvoice.utils.file_utils": file_utils,
+                        "matcha.utils": utils, "matcha.utils.pylogger": pylogger})
 
 
 def main() -> None:
@@ -135,6 +231,7 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
+    stub_modules()
     for part in args.parts:
         PARTS[part](args.out)
 

@@ -1,16 +1,18 @@
 """Reading published (non-ttsframe) weight files into our modules: fold weight norm, rename, check.
 
 A converter for a published checkpoint (CosyVoice 2's `hift.pt`, `flow.pt`, `llm.pt`) is a
-renaming function `theirs -> ours | None` plus `map_state`, which applies it and refuses, in one
-UserError, every key that does not map: their keys that name nothing of ours (unexpected),
-our parameters that nothing fills (missing), and tensors of the wrong shape.
+renaming function `theirs -> ours | None` (`renamer` builds one from regex rules) plus
+`map_state`, which applies it and refuses, in one UserError, every key that does not map: their
+keys that name nothing of ours (unexpected), our parameters that nothing fills (missing), and
+tensors of the wrong shape.
 """
 
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import torch
 
@@ -18,6 +20,23 @@ from ttsframe.errors import UserError
 
 _WEIGHT_NORM = ((".parametrizations.weight.original0", ".parametrizations.weight.original1"),  # torch >= 2.1
                 (".weight_g", ".weight_v"))  # torch.nn.utils.weight_norm
+
+
+Rule = tuple[str, Callable[[re.Match], "str | None"]]
+
+
+def renamer(rules: Sequence[Rule]) -> Callable[[str], str | None]:
+    """theirs -> ours by the first rule whose regex matches the whole key; None when none does."""
+    compiled = [(re.compile(pattern), ours) for pattern, ours in rules]
+
+    def rename(theirs: str) -> str | None:
+        for pattern, ours in compiled:
+            match = pattern.fullmatch(theirs)
+            if match:
+                return ours(match)
+        return None
+
+    return rename
 
 
 def read_torch_state(path: str | Path, what: str) -> dict[str, torch.Tensor]:

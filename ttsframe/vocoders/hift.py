@@ -19,7 +19,6 @@ checked); `HiFTVocoder` is the `Vocoder` registered as `hift`. The modules are i
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from torch import nn
 
 from ttsframe.codecs.mel import MelConfig, check_mel_compatible
 from ttsframe.errors import ConfigError
+from ttsframe.inference.state_map import renamer
 from ttsframe.vocoders.hifigan import check_upsample_kernels
 
 
@@ -245,25 +245,17 @@ class HiFTGenerator(nn.Module):
 # ---- CosyVoice 2's hift.pt --------------------------------------------------------------------
 
 _RENAMES = (  # theirs -> ours, applied to the key after weight norm is folded
-    (r"f0_predictor\.condnet\.(\d+)\.(weight|bias)$", lambda m: (
+    (r"f0_predictor\.condnet\.(\d+)\.(weight|bias)", lambda m: (
         f"f0_predictor.convs.{int(m[1]) // 2}.{m[2]}" if int(m[1]) % 2 == 0 else None)),
-    (r"f0_predictor\.classifier\.(weight|bias)$", lambda m: f"f0_predictor.proj.{m[1]}"),
-    (r"m_source\.l_linear\.(weight|bias)$", lambda m: f"source.merge.{m[1]}"),
-    (r"(resblocks|source_resblocks)\.(\d+)\.convs([12])\.(\d+)\.(weight|bias)$",
+    (r"f0_predictor\.classifier\.(weight|bias)", lambda m: f"f0_predictor.proj.{m[1]}"),
+    (r"m_source\.l_linear\.(weight|bias)", lambda m: f"source.merge.{m[1]}"),
+    (r"(resblocks|source_resblocks)\.(\d+)\.convs([12])\.(\d+)\.(weight|bias)",
      lambda m: f"{m[1]}.{m[2]}.layers.{m[4]}.conv{m[3]}.{m[5]}"),
-    (r"(resblocks|source_resblocks)\.(\d+)\.activations([12])\.(\d+)\.alpha$",
+    (r"(resblocks|source_resblocks)\.(\d+)\.activations([12])\.(\d+)\.alpha",
      lambda m: f"{m[1]}.{m[2]}.layers.{m[4]}.alpha{m[3]}"),
-    (r"(conv_pre|conv_post|ups\.\d+|source_downs\.\d+)\.(weight|bias)$", lambda m: m[0]),
+    (r"(conv_pre|conv_post|ups\.\d+|source_downs\.\d+)\.(weight|bias)", lambda m: m[0]),
 )
-
-
-def hift_key(theirs: str) -> str | None:
-    """Our parameter name for a key of CosyVoice's HiFTGenerator (weight norm folded); None: none."""
-    for pattern, ours in _RENAMES:
-        match = re.match(pattern, theirs)
-        if match:
-            return ours(match)
-    return None
+hift_key = renamer(_RENAMES)  # CosyVoice's HiFTGenerator's keys (weight norm folded) -> ours; None: no place here
 
 
 def convert_hift_state(state: dict[str, torch.Tensor], config: HiFTConfig | None = None,
