@@ -53,7 +53,7 @@ def key_shapes(module: torch.nn.Module) -> dict[str, list[int]]:
 
 def write(out: Path, part: str, module: torch.nn.Module, io: dict[str, torch.Tensor], kwargs: dict,
           full: dict[str, list[int]]) -> None:
-    tensors = {f"state.{k}": v.detach().contiguous() for k, v in module.state_dict().items()}
+    tensors = {f"state.{k}": v.detach().clone() for k, v in module.state_dict().items()}  # tied weights: copies
     tensors.update({f"io.{k}": v.detach().contiguous() for k, v in io.items()})
     save_file(tensors, str(out / f"{part}.safetensors"), metadata={"kwargs": json.dumps(kwargs)})
     (out / f"{part}_keys.json").write_text(json.dumps(full, indent=0) + "\n")
@@ -203,7 +203,82 @@ def make_flow(out: Path) -> None:
     write(out, "flow", flow, io, FLOW_TINY, full)
 
 
-PARTS = {"hift": make_hift, "flow": make_flow}
+# ---- LM ---------------------------------------------------------------------------------------
+
+LLM_RELEASED = dict(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+                    num_attention_heads=14, num_key_value_heads=2, speech_token_size=6561)
+LLM_TINY = dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=2, speech_token_size=40)
+
+
+def build_llm(k: dict, folder: Path):
+    """Qwen2LM as cosyvoice2.yaml builds it, its Qwen2Encoder reading a Qwen2.5-shaped checkpoint
+    (random weights at the sizes of `k`) written to `folder`."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from cosyvoice.llm.llm import Qwen2Encoder, Qwen2LM
+
+    config = Qwen2Config(**{n: v for n, v in k.items() if n != "speech_token_size"}, rope_theta=1e6,
+                         rms_norm_eps=1e-6, tie_word_embeddings=True, max_position_embeddings=32768,
+                         use_sliding_window=False, attention_dropout=0.0)
+    Qwen2ForCausalLM(config).save_pretrained(folder)
+    return Qwen2LM(llm_input_size=k["hidden_size"], llm_output_size=k["hidden_size"],
+                   speech_token_size=k["speech_token_size"], llm=Qwen2Encoder(str(folder)), sampling=None,
+                   length_normalized_loss=True, lsm_weight=0, mix_ratio=[5, 15])
+
+
+def llm_logits(llm, text, text_len, speech, speech_len, bistream: bool):
+    """The reference's training rows (`prepare_lm_input_target`, its bistream draw forced) and the
+    logits of its LM over them."""
+    import random
+
+    draw = random.random
+    random.random = (lambda: 0.0) if bistream else (lambda: 1.0)
+    try:
+        with torch.no_grad():
+            sos = llm.llm_embedding.weight[llm.sos].reshape(1, 1, -1)
+            task = llm.llm_embedding.weight[llm.task_id].reshape(1, 1, -1)
+            # no instruction tokens, passed explicitly as empty: without them it assumes width 896
+            none = torch.zeros(text.shape[0], 0, dtype=torch.long)
+            target, lm_input, lm_input_len = llm.prepare_lm_input_target(
+                sos, text, llm.llm.model.model.embed_tokens(text), text_len, task, speech,
+                llm.speech_embedding(speech), speech_len, none, llm.llm.model.model.embed_tokens(none),
+                torch.zeros_like(text_len))
+            hidden, _ = llm.llm(lm_input, lm_input_len)
+            return llm.llm_decoder(hidden), target, lm_input_len
+    finally:
+        random.random = draw
+
+
+def make_llm(out: Path) -> None:
+    import tempfile
+
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    with torch.device("meta"):  # the released size, for its key list only
+        full = key_shapes(Qwen2ForCausalLM(Qwen2Config(
+            **{n: v for n, v in LLM_RELEASED.items() if n != "speech_token_size"}, tie_word_embeddings=True)))
+    n_speech = LLM_RELEASED["speech_token_size"]
+    full = {**{f"llm.model.{k}": v for k, v in full.items()}, "llm_embedding.weight": [2, 896],
+            "llm_decoder.weight": [n_speech + 3, 896], "llm_decoder.bias": [n_speech + 3],
+            "speech_embedding.weight": [n_speech + 3, 896]}
+    with tempfile.TemporaryDirectory() as folder:
+        llm = build_llm(LLM_TINY, Path(folder)).eval()
+    randomize(llm, SEED + 20)
+    g = torch.Generator().manual_seed(SEED + 21)
+    text_len, speech_len = torch.tensor([7, 6]), torch.tensor([40, 10])  # row 0 can be bistream (40 / 7 > 3)
+    text = torch.randint(0, LLM_TINY["vocab_size"], (2, 7), generator=g)
+    speech = torch.randint(0, LLM_TINY["speech_token_size"], (2, 40), generator=g)
+    io = {"text": text, "text_len": text_len, "speech": speech, "speech_len": speech_len}
+    for layout in ("unistream", "bistream"):
+        logits, target, lengths = llm_logits(llm, text, text_len, speech, speech_len, layout == "bistream")
+        io.update({f"logits_{layout}": logits, f"target_{layout}": target, f"lengths_{layout}": lengths})
+        print(f"llm {layout}: rows {lengths.tolist()}, |logits| <= {logits.abs().max():.2f}, "
+              f"fill targets {(target == LLM_TINY['speech_token_size'] + 2).sum().item()}")
+    write(out, "llm", llm, io, LLM_TINY, full)
+
+
+PARTS = {"hift": make_hift, "flow": make_flow, "llm": make_llm}
 
 
 def stub_modules() -> None:

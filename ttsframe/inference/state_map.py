@@ -82,7 +82,8 @@ def map_state(state: Mapping[str, torch.Tensor], rename: Callable[[str], str | N
 
     Args:
         state: their tensors (weight norm already folded).
-        rename: their key -> our key, or None where it names nothing of ours.
+        rename: their key -> our key; None where it names nothing of ours (an error); "" where it
+            is known and has no use here (skipped).
         target: our state dict (names and shapes that must all be filled).
         what: the file, for the error message.
 
@@ -92,6 +93,8 @@ def map_state(state: Mapping[str, torch.Tensor], rename: Callable[[str], str | N
     mapped, unexpected, wrong, seen = {}, [], [], set()
     for key, value in state.items():
         ours = rename(key)
+        if ours == "":  # known, and of no use here
+            continue
         if ours is None or ours not in target or ours in seen:
             unexpected.append(key if ours is None else f"{key} (-> {ours}{', twice' if ours in seen else ''})")
             continue

@@ -2,15 +2,14 @@
 reference code computes (tests/fixtures/cosyvoice2, made by scripts/make_cosyvoice2_fixture.py from
 CosyVoice's own modules at a tiny size with random weights).
 
-Tolerances are float32 round-off: the same operations in another order. Each part also checks that
+Tolerances are float32 round-off (the same operations in another order), stated per part: HiFT 1e-6
+absolute (waveforms peak near 0.1), flow 1e-5 (values up to 5; seen 1.4e-6), LM 1e-5 (seen: equal). Each part also checks that
 its converter maps every key of the module at the released size (`<part>_keys.json`) and that a
 deliberately wrong mapping (two weights of the same shape swapped) breaks the match, so the
 comparison has the power to catch one.
 """
 
 from __future__ import annotations
-
-import re
 
 import pytest
 import torch
@@ -27,6 +26,29 @@ def through_pt_file(part: str, load, config, tmp_path_factory):
     path = tmp_path_factory.mktemp(part) / f"{part}.pt"
     torch.save(state, path)
     return load(path, config)
+
+
+def swap_names(monkeypatch, module, key_function: str, a: str, b: str) -> None:
+    """A wrong converter: `module.<key_function>` maps onto our `b` what belongs to our `a`, and back."""
+    right = getattr(module, key_function)
+
+    def swapped(key: str):
+        ours = right(key)
+        return ours and ours.replace(a, "\0").replace(b, a).replace("\0", b)
+
+    monkeypatch.setattr(module, key_function, swapped)
+
+
+def map_released_keys(part: str, build, rename) -> tuple[dict, dict]:
+    """(their released state, our state dict at the released size), both on the meta device, after
+    checking that `rename` maps every key (`map_state` raises otherwise)."""
+    from ttsframe.inference.state_map import fold_weight_norm, map_state
+
+    state = released_state(part)
+    with torch.device("meta"):
+        target = build().state_dict()
+    assert set(map_state(fold_weight_norm(state), rename, target, f"{part}.pt")) == set(target)
+    return state, target
 
 
 # ---- HiFT -------------------------------------------------------------------------------------
@@ -65,16 +87,10 @@ def test_hift_waveform_matches_the_reference(hift, hift_fixture):
 
 def test_hift_converter_maps_the_released_keys():
     from ttsframe.vocoders.hift import HiFTGenerator, convert_hift_state, cosyvoice2, hift_key
-    from ttsframe.inference.state_map import fold_weight_norm, map_state
 
-    state = released_state("hift")
-    assert len(state) == 328
-    with torch.device("meta"):
-        target = HiFTGenerator(cosyvoice2()).state_dict()
-    mapped = map_state(fold_weight_norm(state), hift_key, target, "hift.pt")
-    assert set(mapped) == set(target)
+    state, target = map_released_keys("hift", lambda: HiFTGenerator(cosyvoice2()), hift_key)
     magnitudes = sum(v.numel() for k, v in state.items() if k.endswith("original0"))  # folded into weights
-    assert sum(t.numel() for t in state.values()) == 20_821_295
+    assert len(state) == 328 and sum(t.numel() for t in state.values()) == 20_821_295
     assert sum(t.numel() for t in target.values()) == 20_821_295 - magnitudes
     with pytest.raises(UserError, match=r"unexpected keys \(1\): extra.weight.*missing keys \(1\): conv_post.bias"):
         state = {**state, "extra.weight": torch.empty(1, device="meta")}
@@ -85,19 +101,12 @@ def test_hift_converter_maps_the_released_keys():
 
 def test_a_wrong_hift_mapping_breaks_the_match(hift_fixture, monkeypatch):
     """conv1 and conv2 of every Snake layer swapped (same shapes, so the load itself succeeds)."""
-    from ttsframe.vocoders import hift as hift_module
+    from ttsframe.vocoders import hift as module
 
     state, io, kwargs = hift_fixture
-    right = hift_module.hift_key
-
-    def swapped(key: str):
-        ours = right(key)
-        return ours and ours.replace(".conv1.", ".convX.").replace(".conv2.", ".conv1.").replace(".convX.", ".conv2.")
-
-    monkeypatch.setattr(hift_module, "hift_key", swapped)
-    wrong = hift_module.convert_hift_state(state, hift_config(kwargs))
+    swap_names(monkeypatch, module, "hift_key", ".conv1.", ".conv2.")
     with torch.no_grad():
-        wav = wrong(io["mel"], phase=io["phase"], noise=io["noise"])
+        wav = module.convert_hift_state(state, hift_config(kwargs))(io["mel"], phase=io["phase"], noise=io["noise"])
     assert (wav - io["wav"]).abs().max() > 100 * ATOL
 
 
@@ -156,13 +165,9 @@ def test_flow_matches_the_reference(flow, flow_fixture, mode):
 
 
 def test_flow_converter_maps_the_released_keys():
-    from ttsframe.inference.state_map import map_state
     from ttsframe.models.cosyvoice.flow_cosyvoice2 import CosyVoice2Flow, cosyvoice2_release, flow_key
 
-    state = released_state("flow")
-    with torch.device("meta"):
-        target = CosyVoice2Flow(cosyvoice2_release()).state_dict()
-    assert set(map_state(state, flow_key, target, "flow.pt")) == set(target)
+    state, target = map_released_keys("flow", lambda: CosyVoice2Flow(cosyvoice2_release()), flow_key)
     assert sum(t.numel() for t in target.values()) == sum(t.numel() for t in state.values()) == 112_549_360
 
 
@@ -171,12 +176,76 @@ def test_a_wrong_flow_mapping_breaks_the_match(flow_fixture, monkeypatch):
     from ttsframe.models.cosyvoice import flow_cosyvoice2 as module
 
     state, io, kwargs = flow_fixture
-    right = module.flow_key
-
-    def swapped(key: str):
-        ours = right(key)
-        return ours and re.sub(r"\.([qk])\.weight$", lambda m: ".k.weight" if m[1] == "q" else ".q.weight", ours)
-
-    monkeypatch.setattr(module, "flow_key", swapped)
+    swap_names(monkeypatch, module, "flow_key", ".q.weight", ".k.weight")
     ours = flow_outputs(module.convert_flow_state(state, flow_config(kwargs)), io, "offline")
     assert (ours["velocity"] - io["velocity_offline"]).abs().max() > 100 * FLOW_TOL["atol"]
+
+
+# ---- LM ---------------------------------------------------------------------------------------
+
+LM_TOL = dict(atol=1e-5, rtol=1e-5)  # logits of magnitude ~4
+
+
+def llm_config(kwargs: dict):
+    from ttsframe.models.cosyvoice.lm import LMConfig
+
+    return LMConfig(style="cosyvoice2", n_text=kwargs["vocab_size"], n_speech=kwargs["speech_token_size"],
+                    d_model=kwargs["hidden_size"], n_heads=kwargs["num_attention_heads"],
+                    n_kv_heads=kwargs["num_key_value_heads"], n_layers=kwargs["num_hidden_layers"],
+                    ffn_dim=kwargs["intermediate_size"], dropout=0.0, rope_base=1e6, norm_eps=1e-6,
+                    release_layout=True)
+
+
+@pytest.fixture(scope="module")
+def llm_fixture():
+    return read_fixture("llm")
+
+
+@pytest.fixture(scope="module")
+def llm(llm_fixture, tmp_path_factory):
+    from ttsframe.models.cosyvoice.lm_release import load_llm_checkpoint
+
+    return through_pt_file("llm", load_llm_checkpoint, llm_config(llm_fixture[2]), tmp_path_factory)
+
+
+def llm_outputs(llm, io, layout: str):
+    """Our (logits, targets) at the real positions of the packed rows; the bistream layout
+    interleaves the first row (one block of 5 text : 15 speech tokens), as the reference did."""
+    blocks = torch.tensor([1, 0]) if layout == "bistream" else None
+    with torch.no_grad():
+        logits, targets, real = llm.row_logits(io["text"], io["text_len"], io["speech"], io["speech_len"],
+                                               blocks=blocks)
+    return logits[real], targets[real]
+
+
+@pytest.mark.parametrize("layout", ["unistream", "bistream"])
+def test_lm_logits_and_targets_match_the_reference(llm, llm_fixture, layout):
+    """Rows [sos, text, task, speech] (bistream: [sos, 5 text, 15 speech, text, task, speech]) of a
+    padded batch: the same targets (eos 40, fill 42) and the same logits at every real position."""
+    _, io, _ = llm_fixture
+    lengths = io[f"lengths_{layout}"]
+    real = torch.arange(io[f"logits_{layout}"].shape[1])[None] < lengths[:, None]
+    logits, targets = llm_outputs(llm, io, layout)
+    assert torch.equal(targets, io[f"target_{layout}"][real])
+    assert (targets == 42).sum() == (layout == "bistream") and (targets == 40).sum() == 2
+    torch.testing.assert_close(logits, io[f"logits_{layout}"][real], **LM_TOL)
+
+
+def test_lm_converter_maps_the_released_keys():
+    from ttsframe.models.cosyvoice.lm import SpeechLM
+    from ttsframe.models.cosyvoice.lm_release import llm_key, released_lm
+
+    state, target = map_released_keys("llm", lambda: SpeechLM(released_lm()), llm_key)
+    qwen_head = state["llm.model.lm_head.weight"].numel()  # Qwen's text head: tied, unused
+    assert sum(t.numel() for t in target.values()) == sum(t.numel() for t in state.values()) - qwen_head
+
+
+def test_a_wrong_lm_mapping_breaks_the_match(llm_fixture, monkeypatch):
+    """The gate and up projections of every Qwen2 MLP swapped (same shapes)."""
+    from ttsframe.models.cosyvoice import lm_release as module
+
+    state, io, kwargs = llm_fixture
+    swap_names(monkeypatch, module, "llm_key", ".gate_proj.", ".up_proj.")
+    logits, _ = llm_outputs(module.convert_llm_state(state, llm_config(kwargs)), io, "unistream")
+    real = torch.arange(io["logits_unistream"].shape[1])[None] < io["lengths_unistream"][:, None]
+    assert (logits - io["logits_unistream"][real]).abs().max() > 100 * LM_TOL["atol"]
