@@ -80,7 +80,7 @@ def cosyvoice2() -> HiFTConfig:
 
 
 def tiny() -> HiFTConfig:
-    """Three stages like the release, ~20k parameters, hop 96; for tests."""
+    """Three stages like the release, ~53k parameters, hop 96; for tests."""
     return HiFTConfig(channels=32, f0_channels=16, upsample_rates=[4, 3, 2], upsample_kernel_sizes=[8, 7, 4],
                       resblock_kernel_sizes=[3, 5], resblock_dilations=[[1, 3], [1, 3]],
                       source_kernel_sizes=[5, 5, 3], source_dilations=[[1, 3], [1, 3], [1]])

@@ -52,12 +52,12 @@ class CosyVoice2FlowConfig:
 
 
 def cosyvoice2_release() -> CosyVoice2FlowConfig:
-    """The released CosyVoice2-0.5B flow (~112 M parameters)."""
+    """The released CosyVoice2-0.5B flow (112.5 M parameters)."""
     return CosyVoice2FlowConfig()
 
 
 def cosyvoice2_tiny(n_speech: int = 50) -> CosyVoice2FlowConfig:
-    """The same layout at a size for tests (~120k parameters with 50 tokens)."""
+    """The same layout at a size for tests (~150k parameters with 50 tokens)."""
     return CosyVoice2FlowConfig(n_speech=n_speech, spk_dim=16, dim=32, encoder_heads=2, encoder_ffn=64,
                                 encoder_layers=2, chunk_tokens=4, channels=16, estimator_heads=2, head_dim=8,
                                 blocks_per_stage=1, mid_stages=2, encoder_dropout=0.0)

@@ -172,7 +172,7 @@ def test_flow_converter_maps_the_released_keys():
 
 
 def test_a_wrong_flow_mapping_breaks_the_match(flow_fixture, monkeypatch):
-    """The query and key projections of every estimator attention swapped (same shapes)."""
+    """The query and key projections of every attention, encoder and estimator, swapped (same shapes)."""
     from ttsframe.models.cosyvoice import flow_cosyvoice2 as module
 
     state, io, kwargs = flow_fixture
