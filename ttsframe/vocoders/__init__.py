@@ -2,7 +2,8 @@
 
 Each class takes `(mel_config, **options)`: `build_vocoder("griffin_lim", mel, n_iter=60)`,
 `build_vocoder("hifigan", mel, checkpoint=None | "generator.safetensors" | "generator.pth.tar")`
-(None: the universal HiFi-GAN generator). Training a vocoder: `ttsframe.pipeline.train_vocoder`.
+(None: the universal HiFi-GAN generator), `build_vocoder("hift", cosyvoice2_mel(), checkpoint="hift.pt")`
+(CosyVoice 2's released vocoder). Training a vocoder: `ttsframe.pipeline.train_vocoder`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ttsframe.vocoders.base import Vocoder
 VOCODERS: dict[str, str] = {
     "griffin_lim": "ttsframe.vocoders.griffin_lim:GriffinLim",
     "hifigan": "ttsframe.vocoders.hifigan:HifiGanVocoder",
+    "hift": "ttsframe.vocoders.hift:HiFTVocoder",
 }
 
 

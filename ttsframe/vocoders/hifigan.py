@@ -74,16 +74,21 @@ class HifiGanConfig:
             raise ConfigError("hifigan: upsample_rates and upsample_kernel_sizes differ in length")
         if len(self.resblock_kernel_sizes) != len(self.resblock_dilations):
             raise ConfigError("hifigan: resblock_kernel_sizes and resblock_dilations differ in length")
-        for rate, kernel in zip(self.upsample_rates, self.upsample_kernel_sizes):
-            if kernel < rate or (kernel - rate) % 2:
-                raise ConfigError(f"hifigan: upsample kernel {kernel} for rate {rate}: need kernel >= rate, "
-                                  "kernel - rate even (so each stage multiplies the length exactly)")
+        check_upsample_kernels("hifigan", self.upsample_rates, self.upsample_kernel_sizes)
         if self.upsample_initial_channel % 2 ** len(self.upsample_rates):
             raise ConfigError("hifigan: upsample_initial_channel must be divisible by 2 ** len(upsample_rates)")
         if mel is not None and (mel.hop_length != self.hop_length or mel.n_mels != self.n_mels):
             raise ConfigError(f"hifigan: the generator takes {self.n_mels} mels and upsamples x{self.hop_length} "
                               f"(upsample_rates {self.upsample_rates}), the mel config has n_mels {mel.n_mels}, "
                               f"hop_length {mel.hop_length}")
+
+
+def check_upsample_kernels(what: str, rates: list[int], kernels: list[int]) -> None:
+    """ConfigError unless every transposed conv multiplies the length exactly by its rate."""
+    for rate, kernel in zip(rates, kernels):
+        if kernel < rate or (kernel - rate) % 2:
+            raise ConfigError(f"{what}: upsample kernel {kernel} for rate {rate}: need kernel >= rate, "
+                              "kernel - rate even (so each stage multiplies the length exactly)")
 
 
 def universal_v1() -> HifiGanConfig:

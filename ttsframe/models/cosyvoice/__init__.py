@@ -1,8 +1,9 @@
 """CosyVoice: text-speech LM over supervised speech tokens, conditional flow matching to log-mel, vocoder.
 
 Everything that is CosyVoice's own lives in this folder: lm.py (+ qwen2.py, the cosyvoice2
-backbone), lm_generate.py, flow.py (+ flow_estimator.py, flow_masks.py, flow_loss.py),
-presets.py, sampling.py (the synthesis options), task_lm.py and task_flow.py (the Lightning
+backbone; lm_release.py, the released CosyVoice 2 `llm.pt` converter), lm_generate.py, flow.py (+ flow_estimator.py, flow_masks.py, flow_loss.py), the
+released CosyVoice 2 flow's architecture and `flow.pt` converter (flow_cosyvoice2.py +
+flow_conformer.py, flow_unet.py), presets.py, sampling.py (the synthesis options), task_lm.py and task_flow.py (the Lightning
 tasks), synthesizer.py (+ its release parts) and streaming.py. The speech tokenizer it reads is
 shared (`ttsframe.tokenizers`). The rest of ttsframe reads only `SPEC`.
 """

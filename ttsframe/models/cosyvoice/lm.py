@@ -18,6 +18,9 @@ the last speech token of a full block predicts the fill token, which tells the m
 more text. In training, each such row is interleaved with probability ``bistream_prob``.
 
 Output ids: 0 .. n_speech-1 speech tokens, n_speech eos, n_speech+1 fill (only with bistream).
+With ``config.release_layout`` (CosyVoice 2's released `llm.pt`): n_speech + 3 output ids and
+speech-embedding rows whatever the training, eos n_speech, n_speech+1 a second stop id that is never
+sampled, fill n_speech+2 (`lm_release.py` reads that file).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class LMConfig:
     bistream: bool = False  # cosyvoice2: interleaved text-speech training rows
     bistream_ratio: tuple[int, int] = (5, 15)  # text : speech tokens per block
     bistream_prob: float = 0.5
+    release_layout: bool = False  # cosyvoice2: CosyVoice 2's n_speech + 3 output ids (see the module doc)
 
     def __post_init__(self):
         if self.style not in STYLES:
@@ -64,6 +68,8 @@ class LMConfig:
             raise ValueError("text_encoder_layers and spk_dim are cosyvoice1 options; set them to 0")
         if self.n_kv_heads is not None and (self.style == "cosyvoice1" or self.n_heads % self.n_kv_heads):
             raise ValueError(f"n_kv_heads is cosyvoice2's and must divide n_heads, got {self.n_kv_heads}")
+        if self.release_layout and self.style != "cosyvoice2":
+            raise ValueError("release_layout is CosyVoice 2's output layout: style cosyvoice2 only")
         if min(self.bistream_ratio) < 1 or not 0.0 <= self.bistream_prob <= 1.0:
             raise ValueError(f"need bistream_ratio >= 1 and bistream_prob in [0, 1], got "
                              f"{self.bistream_ratio}, {self.bistream_prob}")
@@ -74,11 +80,20 @@ class LMConfig:
 
     @property
     def fill(self) -> int | None:
+        if self.release_layout:
+            return self.n_speech + 2
         return self.n_speech + 1 if self.bistream else None
 
     @property
     def n_out(self) -> int:
-        return self.n_speech + 1 + int(self.bistream)
+        return self.n_speech + 3 if self.release_layout else self.n_speech + 1 + int(self.bistream)
+
+    @property
+    def never_sampled(self) -> tuple[int, ...]:
+        """Output ids generation masks: fill (it asks for more text: bistream input only) and the
+        release layout's unused stop id."""
+        return (self.n_speech + 1, self.n_speech + 2) if self.release_layout else (
+            (self.fill,) if self.fill is not None else ())
 
     def transformer_config(self, causal: bool, n_layers: int) -> TransformerConfig:
         return TransformerConfig(d_model=self.d_model, n_heads=self.n_heads, n_layers=n_layers,
@@ -117,7 +132,7 @@ class SpeechLM(nn.Module):
                              if config.text_encoder_layers else None)
         self.spk_projection = nn.Linear(config.spk_dim, d) if config.spk_dim else None
         self.special_embedding = nn.Embedding(2, d)  # sos, task
-        self.speech_embedding = nn.Embedding(config.n_speech, d)
+        self.speech_embedding = nn.Embedding(config.n_out if config.release_layout else config.n_speech, d)
         self.head = nn.Linear(d, config.n_out)
         for table in (self.special_embedding, self.speech_embedding, getattr(self, "text_table", None)):
             if table is not None:
@@ -160,11 +175,25 @@ class SpeechLM(nn.Module):
         if self.config.bistream and self.training:
             blocks = bistream_blocks(text_lengths, speech_lengths, self.config.bistream_ratio,
                                      self.config.bistream_prob, generator)
+        logits, targets, _ = self.row_logits(text, text_lengths, speech, speech_lengths, spk, blocks)
+        keep = targets != IGNORE
+        return LMPrediction(logits[keep], targets[keep])
+
+    def row_logits(self, text, text_lengths, speech, speech_lengths, spk=None, blocks=None
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Teacher-forced logits at every position of the packed rows.
+
+        Args:
+            text, text_lengths, speech, speech_lengths, spk: as in `forward`.
+            blocks: (B,) full bistream blocks per row (`bistream_blocks`); None: unistream rows.
+
+        Returns:
+            logits (B, S, n_out), targets (B, S) long (IGNORE where nothing is predicted) and the
+            (B, S) padding mask (True at real positions) of the right-padded rows.
+        """
         packed, labels = self._pack(text, text_lengths, speech, speech_lengths, spk, blocks)
         targets = next_token_targets(labels, packed.padding_mask, self.config.eos, self.config.fill)  # (B, S)
-        keep = targets != IGNORE
-        hidden = self._hidden(packed)  # (B, S, D)
-        return LMPrediction(self.head(hidden[keep]), targets[keep])
+        return self.head(self._hidden(packed)), targets, packed.padding_mask
 
     def new_cache(self, max_length: int | None = None):
         """An empty KV cache for `prefill` / `decode_step`."""

@@ -145,8 +145,8 @@ def token_steps(
         finished = torch.zeros(batch, dtype=torch.bool, device=device)
         for step in range(n_steps):
             logits[:, config.eos] = logits[:, config.eos].masked_fill(step < min_tokens, -math.inf)
-            if config.fill is not None:
-                logits[:, config.fill] = -math.inf  # fill asks for more text: bistream input only
+            if config.never_sampled:  # fill asks for more text: bistream input only
+                logits[:, list(config.never_sampled)] = -math.inf
             next_ids = sample_token(logits, generated[:, :step], options, generator)  # (B,)
             ends_here = (next_ids == config.eos) & ~finished
             yield StepTokens(next_ids, ~finished & ~ends_here)

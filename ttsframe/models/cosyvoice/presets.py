@@ -42,12 +42,18 @@ def lm_qwen2_base(n_text: int, n_speech: int) -> LMConfig:
                     n_layers=24, ffn_dim=4864, dropout=0.0, rope_base=1e6, norm_eps=1e-6)
 
 
+def lm_qwen2_release(n_text: int, n_speech: int) -> LMConfig:
+    """lm_qwen2_base in CosyVoice 2's released output layout (`lm_release.py` loads its `llm.pt`)."""
+    return dataclasses.replace(lm_qwen2_base(n_text, n_speech), release_layout=True)
+
+
 PRESETS: dict[str, Callable[..., LMConfig]] = {
     "lm_tiny": lm_tiny,
     "lm_cpu": lm_cpu,
     "lm_base": lm_base,
     "lm_qwen2_tiny": lm_qwen2_tiny,
     "lm_qwen2_base": lm_qwen2_base,
+    "lm_qwen2_release": lm_qwen2_release,
 }
 
 

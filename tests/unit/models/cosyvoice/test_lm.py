@@ -237,14 +237,31 @@ def test_qwen2_backbone_loads_a_saved_checkpoint(tmp_path):
 
 
 def test_presets_and_config_checks():
-    assert set(PRESETS) == {"lm_tiny", "lm_cpu", "lm_base", "lm_qwen2_tiny", "lm_qwen2_base"}
+    assert set(PRESETS) == {"lm_tiny", "lm_cpu", "lm_base", "lm_qwen2_tiny", "lm_qwen2_base", "lm_qwen2_release"}
     base = get_preset("lm_qwen2_base", 100, 6561)
     assert (base.d_model, base.n_layers, base.n_heads, base.n_kv_heads, base.ffn_dim) == (896, 24, 14, 2, 4864)
+    assert get_preset("lm_qwen2_release", 100, 6561) == dataclasses.replace(base, release_layout=True)
     with pytest.raises(ValueError, match="valid: lm_tiny, lm_cpu, lm_base, lm_qwen2_tiny, lm_qwen2_base"):
         get_preset("lm_huge", 10, 10)
     with pytest.raises(ValueError, match="valid: cosyvoice1, cosyvoice2"):
         LMConfig(style="cosyvoice3", n_text=10, n_speech=10)
     with pytest.raises(ValueError, match="cosyvoice1 options"):
         LMConfig(style="cosyvoice2", n_text=10, n_speech=10, spk_dim=4)
+    with pytest.raises(ValueError, match="style cosyvoice2 only"):
+        LMConfig(style="cosyvoice1", n_text=10, n_speech=10, release_layout=True)
     with pytest.raises(ValueError, match="speaker embedding"):
         make("lm_tiny")(*batch()[:4])
+
+
+def test_release_layout_has_cosyvoice2s_three_extra_ids_and_never_samples_two():
+    """eos n_speech, an unused stop id n_speech + 1, fill n_speech + 2; speech embedding rows for all."""
+    model = make("lm_qwen2_tiny", release_layout=True)
+    config = model.config
+    assert (config.eos, config.fill, config.n_out, config.never_sampled) == (20, 22, 23, (21, 22))
+    assert model.speech_embedding.num_embeddings == model.head.out_features == 23
+    text, text_lengths, speech, _, _ = batch()
+    with torch.no_grad():
+        model.head.bias[21:] = 1e3  # the ids generation must not sample
+        out = generate(model, text, text_lengths, None, speech[:, :2], torch.tensor([2, 0, 1]),
+                       LMSamplingOptions(min_token_text_ratio=1.0, max_token_text_ratio=2.0, seed=0))
+    assert all(bool((o < N_SPEECH).all()) and len(o) > 0 for o in out)
