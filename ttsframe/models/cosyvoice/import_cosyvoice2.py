@@ -2,7 +2,9 @@
 
     python -m ttsframe import-cosyvoice2 pretrained_models/CosyVoice2-0.5B --out exp/cosyvoice2_release
 
-reads the downloaded folder as FunAudioLLM publishes it and writes a release that `synthesize
+reads the downloaded folder as FunAudioLLM publishes it (or the hub id `FunAudioLLM/CosyVoice2-0.5B`
+from the local Hugging Face cache; with `--allow-download` or TTSFRAME_HUB_DOWNLOAD=1 the files it
+needs are downloaded into that cache) and writes a release that `synthesize
 --release`, `load_release` and the demo read like any other (`ttsframe.release`):
 
     llm.pt                     -> lm.safetensors        (lm_release.py's converter; Qwen2 LM, release layout)
@@ -25,7 +27,8 @@ from pathlib import Path
 from ttsframe.errors import UserError
 from ttsframe.inference.request import DEFAULT_MAX_PROMPT_SECONDS
 
-SOURCE_URL = "https://huggingface.co/FunAudioLLM/CosyVoice2-0.5B"
+HUB_ID = "FunAudioLLM/CosyVoice2-0.5B"
+SOURCE_URL = f"https://huggingface.co/{HUB_ID}"
 CODE_URL = "https://github.com/FunAudioLLM/CosyVoice"
 PAPER = "Du et al., 2024, CosyVoice 2: Scalable Streaming Speech Synthesis with Large Language Models"
 # file -> what it is (named in the error when it is missing)
@@ -33,6 +36,21 @@ NEEDED = {"cosyvoice2.yaml": "the sizes of the parts", "CosyVoice-BlankEN": "Qwe
           "llm.pt": "the LM", "flow.pt": "the flow decoder", "hift.pt": "the HiFT vocoder",
           "speech_tokenizer_v2.onnx": "the speech tokenizer (prompt speech -> tokens)",
           "campplus.onnx": "the speaker encoder (prompt speaker embedding of the flow)"}
+
+
+# What a download fetches: the parts above, not the repo's ONNX/TensorRT exports nor the Qwen weights
+# in CosyVoice-BlankEN (llm.pt holds the LM's).
+DOWNLOAD_PATTERNS = ["cosyvoice2.yaml", "llm.pt", "flow.pt", "hift.pt", "speech_tokenizer_v2.onnx", "campplus.onnx",
+                     "CosyVoice-BlankEN/*.json", "CosyVoice-BlankEN/*.txt"]
+
+
+def source_folder(source: str | Path, allow_download: bool | None = None, cache_dir: str | Path | None = None) -> Path:
+    """The local folder of `source`: a folder, or a hub id (`FunAudioLLM/CosyVoice2-0.5B[@revision]`) in the
+    local Hugging Face cache (`ttsframe.release.hub_folder`: downloaded only when `allow_download`, or
+    None and TTSFRAME_HUB_DOWNLOAD=1; then only DOWNLOAD_PATTERNS)."""
+    from ttsframe.release import hub_folder
+
+    return hub_folder(source, allow_download, cache_dir, "CosyVoice 2 checkpoint", DOWNLOAD_PATTERNS)
 
 
 def check_folder(root: Path) -> None:
@@ -96,12 +114,13 @@ def card_origin(source: str) -> dict:
     }
 
 
-def import_cosyvoice2(source: str | Path, out_dir: str | Path) -> Path:
-    """Writes the release folder `out_dir` from the CosyVoice 2 folder `source`; returns `out_dir`."""
+def import_cosyvoice2(source: str | Path, out_dir: str | Path, allow_download: bool | None = None,
+                      cache_dir: str | Path | None = None) -> Path:
+    """Writes the release folder `out_dir` from the CosyVoice 2 folder or hub id `source` (see
+    `source_folder`); returns `out_dir`."""
     from ttsframe.release import write_release
 
-    root = Path(source)
-    synth = released_synthesizer(root, "cpu")
+    synth = released_synthesizer(source_folder(source, allow_download, cache_dir), "cpu")
     run_cfg = {"recipe": "CosyVoice2-0.5B", "source": str(source)}
     return write_release(out_dir, synth, run_cfg, {"corpus": "CosyVoice 2's own (not released)",
                                                    "origin": card_origin(str(source))})

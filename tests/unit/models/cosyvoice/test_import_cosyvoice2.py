@@ -184,3 +184,33 @@ def test_a_folder_without_a_part_is_refused_naming_it(source, tmp_path):
     with pytest.raises(UserError, match=r"missing: speech_tokenizer_v2.onnx \(the speech tokenizer.*campplus.onnx"):
         import_cosyvoice2(partial, tmp_path / "out")
     assert main(["import-cosyvoice2", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
+
+
+def test_the_hub_id_imports_from_the_local_cache_and_downloads_only_when_allowed(source, release, tmp_path,
+                                                                                 monkeypatch):
+    import huggingface_hub
+    from hub_cache import hub_cache
+
+    from ttsframe.__main__ import main
+    from ttsframe.models.cosyvoice.import_cosyvoice2 import DOWNLOAD_PATTERNS, HUB_ID, import_cosyvoice2
+
+    cache = hub_cache(tmp_path / "hub", HUB_ID, source)
+    out = import_cosyvoice2(HUB_ID, tmp_path / "from_hub", cache_dir=cache)
+    from safetensors.torch import load_file
+
+    for name in ("lm.safetensors", "flow.safetensors", "hift.safetensors"):
+        ours, theirs = load_file(out / name), load_file(release / name)
+        assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert (out / "vocab.json").read_bytes() == (release / "vocab.json").read_bytes()
+    assert main(["import-cosyvoice2", HUB_ID, "--out", str(tmp_path / "cli"), "--cache-dir", str(cache)]) == 0
+    monkeypatch.delenv("TTSFRAME_HUB_DOWNLOAD", raising=False)
+    with pytest.raises(UserError, match="not in the local Hugging Face cache.*hf download FunAudioLLM/Other"):
+        import_cosyvoice2("FunAudioLLM/Other", tmp_path / "other", cache_dir=cache)
+
+    calls = []  # a download: only the files the import reads, when allowed (flag or environment)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo, **kw: calls.append((repo, kw)) or source)
+    monkeypatch.setenv("TTSFRAME_HUB_DOWNLOAD", "1")
+    import_cosyvoice2("FunAudioLLM/Other@v1", tmp_path / "downloaded")
+    assert main(["import-cosyvoice2", "FunAudioLLM/Other", "--out", str(tmp_path / "cli2"), "--allow-download"]) == 0
+    assert [(repo, kw["revision"], kw["local_files_only"], kw["allow_patterns"]) for repo, kw in calls] == [
+        ("FunAudioLLM/Other", "v1", False, DOWNLOAD_PATTERNS), ("FunAudioLLM/Other", None, False, DOWNLOAD_PATTERNS)]
