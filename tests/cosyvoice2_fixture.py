@@ -29,16 +29,6 @@ def released_state(part: str) -> dict[str, torch.Tensor]:
 
 def hift_config(kwargs: dict):
     """Our HiFTConfig for the reference HiFTGenerator's constructor arguments."""
-    from ttsframe.vocoders.hift import HiFTConfig
+    from ttsframe.vocoders.hift import reference_config
 
-    return HiFTConfig(n_mels=kwargs["in_channels"], sample_rate=kwargs["sampling_rate"],
-                      channels=kwargs["base_channels"], f0_channels=kwargs["f0_channels"],
-                      n_harmonics=kwargs["nb_harmonics"], sine_amp=kwargs["nsf_alpha"],
-                      noise_std=kwargs["nsf_sigma"], voiced_threshold=kwargs["nsf_voiced_threshold"],
-                      upsample_rates=kwargs["upsample_rates"], upsample_kernel_sizes=kwargs["upsample_kernel_sizes"],
-                      istft_n_fft=kwargs["istft_params"]["n_fft"], istft_hop=kwargs["istft_params"]["hop_len"],
-                      resblock_kernel_sizes=kwargs["resblock_kernel_sizes"],
-                      resblock_dilations=kwargs["resblock_dilation_sizes"],
-                      source_kernel_sizes=kwargs["source_resblock_kernel_sizes"],
-                      source_dilations=kwargs["source_resblock_dilation_sizes"],
-                      lrelu_slope=kwargs["lrelu_slope"], audio_limit=kwargs["audio_limit"])
+    return reference_config(kwargs)

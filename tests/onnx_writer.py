@@ -59,3 +59,32 @@ def write_model(path: str | Path, name: str, nodes: list[bytes], inputs: list[by
     graph = message(*[(1, n) for n in nodes], (2, name), *[(5, w) for w in initializers],
                     *[(11, i) for i in inputs], *[(12, o) for o in outputs])
     Path(path).write_bytes(message((1, 8), (8, message((2, 17))), (7, graph)))
+
+
+def toy_s3_model(path, subsample: int, keep_dims: bool, n_mels: int = 128, seed: int = 0, codes: int = 16) -> None:
+    """A model with the signature of CosyVoice's speech_tokenizer_v1/v2.onnx: feats (1, n_mels, T)
+    -> log2(subsample) k3-s2-p1 convolutions -> argmax over `codes` channels -> ids (1, ceil(T /
+    subsample)) int64, or (1, 1, ...) with keep_dims; feats_length (1,) int32 unused."""
+    rng = np.random.default_rng(seed)
+    nodes, weights, x = [], [], "feats"
+    for layer in range(int(np.log2(subsample))):
+        w = rng.standard_normal((codes, n_mels if layer == 0 else codes, 3))
+        weights.append(float_tensor(f"w{layer}", w))
+        nodes.append(node("Conv", [x, f"w{layer}"], f"h{layer}", kernel_shape=[3], strides=[2], pads=[1, 1]))
+        x = f"h{layer}"
+    nodes.append(node("ArgMax", [x], "indices", axis=1, keepdims=int(keep_dims)))
+    out_dims = [1, 1, "T_tok"] if keep_dims else [1, "T_tok"]
+    write_model(path, "toy_s3", nodes, initializers=weights,
+                inputs=[value_info("feats", FLOAT, [1, n_mels, "T"]), value_info("feats_length", INT32, [1])],
+                outputs=[value_info("indices", INT64, out_dims)])
+
+
+def toy_campplus(path, seed: int = 0, dim: int = 192) -> np.ndarray:
+    """A model with the signature of CosyVoice's campplus.onnx: feats (1, T, 80) -> mean over time of
+    |feats| (1, 80) -> @ W -> (1, dim); returns W (80, dim)."""
+    weight = np.random.default_rng(seed).standard_normal((80, dim)).astype(np.float32)
+    nodes = [node("Abs", ["x"], "magnitude"), node("ReduceMean", ["magnitude"], "pooled", axes=[1], keepdims=0),
+             node("MatMul", ["pooled", "w"], "embedding")]
+    write_model(path, "toy_campplus", nodes, initializers=[float_tensor("w", weight)],
+                inputs=[value_info("x", FLOAT, [1, "T", 80])], outputs=[value_info("embedding", FLOAT, [1, dim])])
+    return weight

@@ -137,6 +137,24 @@ def add_synthesize_args(p: argparse.ArgumentParser) -> None:
                    help="CosyVoice: write the audio chunk by chunk while the LM decodes; prints the first-chunk latency")
 
 
+def cmd_import_cosyvoice2(args: argparse.Namespace) -> None:
+    from ttsframe.models.cosyvoice.import_cosyvoice2 import import_cosyvoice2
+
+    out = import_cosyvoice2(args.source, args.out, allow_download=True if args.allow_download else None,
+                            cache_dir=args.cache_dir)
+    print(f"{out}: a release of CosyVoice2-0.5B from {args.source} (python -m ttsframe synthesize --release {out} ...)")
+
+
+def add_import_cosyvoice2_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", help="the CosyVoice2-0.5B folder as downloaded (llm.pt, flow.pt, hift.pt, cosyvoice2.yaml, "
+                                   "speech_tokenizer_v2.onnx, campplus.onnx, CosyVoice-BlankEN/), or the hub id "
+                                   "FunAudioLLM/CosyVoice2-0.5B[@revision] in the local Hugging Face cache")
+    p.add_argument("--out", required=True, help="the release folder to write")
+    p.add_argument("--allow-download", action="store_true", help="a hub id not in the cache is downloaded (only the "
+                   "files the import reads; also TTSFRAME_HUB_DOWNLOAD=1)")
+    p.add_argument("--cache-dir", help="the Hugging Face hub cache (default: huggingface_hub's, $HF_HUB_CACHE)")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from ttsframe.demo.app import serve
 
@@ -159,11 +177,14 @@ COMMANDS = {
     "synthesize": (cmd_synthesize, "zero-shot TTS with a release: --release DIR --text T --prompt-wav W "
                                    "--prompt-text P --out OUT"),
     "demo": (cmd_demo, "web demo of releases on the CPU (Gradio): demo --release DIR [--release DIR2 ...] [--port N]"),
+    "import-cosyvoice2": (cmd_import_cosyvoice2, "CosyVoice 2's released checkpoint (CosyVoice2-0.5B) as a release "
+                                                 "folder: import-cosyvoice2 DIR|FunAudioLLM/CosyVoice2-0.5B --out DIR"),
     "compare": (cmd_compare, "aggregates of several evaluations side by side: compare EXP_DIR|metrics.json ... "
                              "[--system S] [--set S] [--json]"),
 }
 # Commands with their own arguments (the others take RECIPE key=value ...).
-ARGUMENTS = {"synthesize": add_synthesize_args, "compare": add_compare_args, "demo": add_demo_args}
+ARGUMENTS = {"synthesize": add_synthesize_args, "compare": add_compare_args, "demo": add_demo_args,
+             "import-cosyvoice2": add_import_cosyvoice2_args}
 
 
 def overview() -> str:

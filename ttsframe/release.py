@@ -15,6 +15,10 @@
                                                     generator.safetensors (+ .json): a trained or
                                                     exported HiFi-GAN; the universal one is named only
                                                     (`ttsframe.inference.mel_synthesis`)
+    CosyVoice (family cosyvoice): lm.safetensors, flow.safetensors, model_config.json {"family", "lm",
+      "flow"}, mel.json, vocab.json, vocoder.json (+ generator.safetensors or hift.safetensors),
+      tokenizer.json + tokenizer/ (the speech tokenizer: trained files or an ONNX file), speaker.json (+
+      speaker/campplus.onnx), text_tokenizer/ (a BPE frontend's tokenizer files)
 
 `load_release` reads `release.family` and hands the folder to that family's synthesizer class
 (`ttsframe.models.registry.FAMILIES`). Loading reads safetensors, JSON and YAML only: no pickle,
@@ -55,7 +59,10 @@ def write_release(out_dir: str | Path, synthesizer, run_cfg: Any = None, card_in
         run_cfg: the resolved run config (DictConfig or dict) to keep in `config.yaml`.
         card_info: what the model card reports, all optional: `corpus` (name), `data` (the
             prepare stage's summary.json), `training` ({stage: its summary.json}), `eval`
-            ({set: metrics.json}), `checkpoints` ({stage: path}).
+            ({set: metrics.json}), `checkpoints` ({stage: path}), `init_from` (the weights training
+            started from), `origin` (weights made elsewhere: {"title", "summary", "lines": [...],
+            "license": the weights' license in words, "hub_license": its hub id, "sampling": where
+            the sampling options come from}).
 
     Returns:
         out_dir as a Path.
@@ -159,6 +166,23 @@ def is_hub_id(path: str | Path) -> bool:
 
 def resolve_release(path: str | Path, allow_download: bool | None = None, cache_dir: str | Path | None = None) -> Path:
     """The local folder of a release: `path` itself, or a hub id's snapshot (see `load_release`)."""
+    return hub_folder(path, allow_download, cache_dir, "release")
+
+
+def hub_folder(path: str | Path, allow_download: bool | None = None, cache_dir: str | Path | None = None,
+               what: str = "release", allow_patterns: list[str] | None = None) -> Path:
+    """`path` itself, or the local snapshot of a Hugging Face hub id (`user/name[@revision]`).
+
+    Args:
+        allow_download: a hub id not in the local cache is downloaded (None: only when the
+            environment sets TTSFRAME_HUB_DOWNLOAD=1); off, the cache alone is used.
+        cache_dir: the hub cache (None: huggingface_hub's, i.e. $HF_HUB_CACHE or ~/.cache/huggingface/hub).
+        what: what the folder is, for the error message.
+        allow_patterns: the files a download fetches (None: all).
+
+    Raises:
+        UserError: a hub id whose snapshot is not in the cache, downloads being off.
+    """
     if not is_hub_id(path):
         return Path(path)
     import os
@@ -170,9 +194,9 @@ def resolve_release(path: str | Path, allow_download: bool | None = None, cache_
     download = os.environ.get(HUB_DOWNLOAD_ENV) == "1" if allow_download is None else allow_download
     try:
         return Path(snapshot_download(repo, revision=revision or None, cache_dir=cache_dir,
-                                      local_files_only=not download))
+                                      local_files_only=not download, allow_patterns=allow_patterns))
     except LocalEntryNotFoundError:
-        raise UserError(f"release {path}: not a folder, and hub repo {repo!r} is not in the local Hugging Face "
+        raise UserError(f"{what} {path}: not a folder, and hub repo {repo!r} is not in the local Hugging Face "
                         f"cache; download it (`hf download {repo}`) or set {HUB_DOWNLOAD_ENV}=1") from None
 
 
@@ -192,9 +216,11 @@ HUB_DATASETS = {"libritts": "mythicinfinity/libritts", "libritts_r": "mythicinfi
                 "vctk": "CSTR-Edinburgh/vctk", "ljspeech": "keithito/lj_speech"}
 
 
-def card_front_matter(config: dict, synthesizer, corpus: str) -> str:
+def card_front_matter(config: dict, synthesizer, corpus: str, hub_license: str | None = None) -> str:
     """The model card's YAML front matter (Hugging Face's model card metadata), `---` lines included."""
     license_id, license_name = HUB_LICENSES.get(corpus, ("other", f"see the license of corpus {corpus}"))
+    if hub_license:  # the weights' own license (weights made elsewhere)
+        license_id, license_name = hub_license, None
     language = str((config.get("text") or {}).get("language") or "en").split("-")[0]
     meta = {"license": license_id, **({"license_name": license_name} if license_name else {}),
             "language": [language], "library_name": "ttsframe", "pipeline_tag": "text-to-speech",
@@ -208,14 +234,19 @@ def model_card(config: dict, synthesizer, info: dict) -> str:
     s = synthesizer
     name = config.get("recipe", s.FAMILY)
     corpus = info.get("corpus") or (config.get("data") or {}).get("corpus", "unknown")
+    origin = info.get("origin") or {}
     options_module, options = s.CARD_OPTIONS
     options_class = options.partition("(")[0]
-    lines = [card_front_matter(config, s, corpus), f"# {name}: {s.TITLE}", "", s.SUMMARY, "", "## Model", "", *s.card_lines(), *vocabulary_lines(s.vocab),
+    lines = [card_front_matter(config, s, corpus, origin.get("hub_license")), f"# {name}: {origin.get('title', s.TITLE)}",
+             "", origin.get("summary", s.SUMMARY), "", *(["## Origin", "", *origin["lines"], ""] if origin.get("lines") else []),
+             "## Model", "", *s.card_lines(), *vocabulary_lines(s.vocab),
              "", "## Training data", "", f"- corpus: `{corpus}`"]
     for split, row in ((info.get("data") or {}).get("splits") or {}).items():
         lines.append(f"- {split}: {row.get('utterances')} utterances, {row.get('hours')} h, "
                      f"{row.get('speakers')} speakers")
     lines += ["", "## Training", ""]
+    if origin and not info.get("training"):
+        lines.append("- none by ttsframe: the weights are used as they were released")
     for stage, summary in (info.get("training") or {}).items():
         facts = [(summary.get("global_step"), "{} steps"), (summary.get("last_train_loss"), "last train loss {}"),
                  (summary.get("best_val_loss"), "best validation loss {}"),
@@ -223,6 +254,8 @@ def model_card(config: dict, synthesizer, info: dict) -> str:
         lines.append(f"- {stage}: " + ", ".join(text.format(_num(v)) for v, text in facts if v is not None))
     for model, ckpt in (info.get("checkpoints") or {}).items():
         lines.append(f"- {model} weights from `{ckpt}`")
+    if info.get("init_from"):
+        lines.append(f"- training started from the weights in `{info['init_from']}` (their license applies too)")
     for split, metrics in (info.get("eval") or {}).items():
         lines += ["", f"## Evaluation ({split} set)", "", *evaluation_lines(metrics)]
     lines += ["", "## Usage", "", "```bash",
@@ -235,13 +268,16 @@ def model_card(config: dict, synthesizer, info: dict) -> str:
               'item = SynthesisItem("Text to say.", wav, sr, "Transcript of voice.wav.")',
               "[out] = tts.synthesize([item])  # (T,) at tts.sample_rate, with the options below",
               f"[out] = tts.synthesize([item], dataclasses.replace(tts.default_options, seed=1))  # or {options}",
-              "```", "", "Sampling options (`release.sampling`: what the evaluation above used, and the default of "
-              "`synthesize`, `load_release` and the demo):", "",
+              "```", "", f"Sampling options (`release.sampling`: {origin.get('sampling', 'what the evaluation above used')}, "
+              "and the default of `synthesize`, `load_release` and the demo):", "",
               ", ".join(f"`{k}={v}`" for k, v in dataclasses.asdict(s.default_options).items()),
               "", "## License", "",
               "- code: Apache-2.0 (ttsframe).",
+              f"- weights: {origin['license']}." if origin.get("license") else
               f"- weights: derived from the training data, so bound by its terms: "
-              f"{CORPUS_LICENSES.get(corpus, 'see the license of corpus ' + repr(corpus))}.",
+              f"{CORPUS_LICENSES.get(corpus, 'see the license of corpus ' + repr(corpus))}"
+              + (f", and from the starting weights `{info['init_from']}`, so bound by theirs too." if info.get("init_from")
+                 else "."),
               "- zero-shot voice cloning: use prompts only with the speaker's consent, and say that "
               "the speech is synthetic.", ""]
     return "\n".join(lines)
@@ -250,6 +286,9 @@ def model_card(config: dict, synthesizer, info: dict) -> str:
 def vocabulary_lines(vocab) -> list[str]:
     """The model card's lines on the text symbols, naming those that training never saw."""
     settings = vocab.settings
+    if not vocab.specials:
+        return [f"- vocabulary: the {settings.get('frontend', '?')} tokenizer's own {len(vocab)} tokens, at its ids "
+                f"(language `{settings.get('language', '?')}`)"]
     lines = [f"- vocabulary: {len(vocab)} symbols ({settings.get('frontend', '?')} frontend, language "
              f"`{settings.get('language', '?')}`): the frontend's whole inventory and the training text's symbols"]
     if vocab.untrained:

@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-import yaml
+from recipe_files import with_synthesis_options
 
 from ttsframe.__main__ import main
-from ttsframe.config.loading import RECIPE_DIR
 from ttsframe.tokenizers.s3_asr import train as s3_train
 
 pytestmark = pytest.mark.integration
@@ -23,13 +22,7 @@ SAMPLING = {"max_items": 2, "max_token_text_ratio": 1.5, "min_token_text_ratio":
 
 
 def tiny_recipe(tmp_path):
-    recipe = yaml.safe_load((RECIPE_DIR / "cosyvoice" / "recipe.yaml").read_text())
-    for stage in recipe["stages"]:
-        if stage["kind"] == "synthesize":
-            stage["options"] = {**stage.get("options", {}), **SAMPLING}
-    path = tmp_path / "recipe.yaml"
-    path.write_text("# test recipe\n" + yaml.safe_dump(recipe))
-    return path
+    return with_synthesis_options("cosyvoice", tmp_path, SAMPLING)
 
 
 def overrides(tmp_path, exp):

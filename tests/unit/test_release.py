@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from hub_cache import hub_cache
 
 import ttsframe
 from ttsframe.codecs.mel import MelConfig
@@ -146,18 +147,6 @@ def test_card_front_matter_is_hub_model_card_metadata(release):
     assert meta["pipeline_tag"] == "text-to-speech" and {"text-to-speech", "valle"} <= set(meta["tags"])
     assert "datasets" not in meta  # the built-in corpus is on no hub
     assert body.lstrip().startswith("# toy:")
-
-
-def hub_cache(root, repo: str, release, commit: str = "0123456789abcdef0123456789abcdef01234567"):
-    """A Hugging Face hub cache holding `release` as the main revision of model repo `repo`."""
-    folder = root / f"models--{repo.replace('/', '--')}"
-    snapshot = folder / "snapshots" / commit
-    snapshot.mkdir(parents=True)
-    for p in release.iterdir():
-        (snapshot / p.name).write_bytes(p.read_bytes())
-    (folder / "refs").mkdir()
-    (folder / "refs" / "main").write_text(commit)
-    return root
 
 
 def test_a_hub_id_in_the_local_cache_loads_like_the_folder(synth, release, tmp_path, monkeypatch, capsys):

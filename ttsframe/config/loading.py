@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ttsframe.config.schema import RecipeConfig, TextConfig
@@ -141,10 +141,29 @@ def validated(schema: type, layers: list[tuple[str, dict]], prefix: str) -> Dict
             key = f"{prefix}{e.full_key}" if getattr(e, "full_key", None) else prefix.rstrip(".")
             msg = str(e).splitlines()[0]
             raise ConfigError(f"{source}: bad value for `{key}`: {msg}") from None
-    missing = sorted(k for k in OmegaConf.missing_keys(node))
+    missing = missing_keys(node)
     if missing:
         raise ConfigError(f"{layers[-1][0]}: required keys not set: {', '.join(prefix + k for k in missing)}")
     return node
+
+
+def missing_keys(node: DictConfig) -> list[str]:
+    """The keys left at `???`, sorted: `OmegaConf.missing_keys` without resolving interpolations (a
+    recipe's may name another group, e.g. `${model.init_from}/hift.pt`, resolved once the run's
+    config has every group)."""
+    found = []
+
+    def walk(cfg, prefix: str) -> None:
+        is_list = isinstance(cfg, ListConfig)
+        for key in (range(len(cfg)) if is_list else cfg.keys()):
+            name = f"{prefix}[{key}]" if is_list else f"{prefix}.{key}" if prefix else str(key)
+            if OmegaConf.is_missing(cfg, key):
+                found.append(name)
+            elif not OmegaConf.is_interpolation(cfg, key) and OmegaConf.is_config(cfg[key]):
+                walk(cfg[key], name)
+
+    walk(node, "")
+    return sorted(found)
 
 
 def load_group(group: str, choice: str, extra: list[tuple[str, dict]] = ()) -> DictConfig:

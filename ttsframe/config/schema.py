@@ -30,10 +30,12 @@ class RecipeConfig:
 class TextConfig:
     """Text frontend: text -> symbol sequence."""
 
-    frontend: str = "phonemizer"  # phonemizer | chars
+    frontend: str = "phonemizer"  # phonemizer | chars | bpe
     language: str = "en-us"
     with_stress: bool = True
     preserve_punctuation: bool = True
     lowercase: bool = True  # chars frontend only
     num_workers: int = 2  # processes for phonemizing a split
     min_symbol_count: int = 20  # tokenize lists the inventory symbols that occur fewer times in train
+    tokenizer: str | None = None  # bpe only: a local tokenizer folder (transformers AutoTokenizer; Qwen's for CosyVoice 2)
+    special_tokens: list[str] = field(default_factory=list)  # bpe only: tokens added as special, in this order

@@ -56,10 +56,15 @@ class ModelConfig:
     # family's defaults.
     loss: dict[str, Any] = field(default_factory=dict)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    # Released weights the train stage starts from (the model's sizes are theirs; `preset` and the
+    # overrides above are not used): a folder or a Hugging Face hub id. CosyVoice: a CosyVoice 2
+    # download (llm.pt for train_lm, flow.pt for train_flow) or a cosyvoice release folder.
+    init_from: str | None = None
 
 
 # ModelConfig's architecture overrides, handed to the family's `build_model_config` when set
-ARCHITECTURE_FIELDS = tuple(f.name for f in fields(ModelConfig) if f.name not in ("family", "preset", "loss", "optim"))
+ARCHITECTURE_FIELDS = tuple(f.name for f in fields(ModelConfig)
+                            if f.name not in ("family", "preset", "loss", "optim", "init_from"))
 
 
 @dataclass

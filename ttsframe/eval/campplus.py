@@ -41,7 +41,8 @@ def fbank_features(wav: np.ndarray) -> np.ndarray:
 
 
 class CamPlusPlusEncoder:
-    """CAM++ embeddings (192-d) of CosyVoice's campplus.onnx at `model` (a path; required)."""
+    """CAM++ embeddings (192-d; another width where the file declares one) of CosyVoice's campplus.onnx at
+    `model` (a path; required)."""
 
     dim = 192
 
@@ -55,6 +56,8 @@ class CamPlusPlusEncoder:
         self.path = str(Path(model).expanduser().resolve())
         self.device, self.session = _session(self.path, device)
         self.input = self.session.get_inputs()[0].name  # by position, as CosyVoice
+        width = (self.session.get_outputs()[0].shape or [None])[-1]
+        self.dim = width if isinstance(width, int) and width > 0 else CamPlusPlusEncoder.dim  # as the file declares
         self.sha256 = file_sha256(self.path)
 
     def embed(self, wavs: list[np.ndarray], sample_rate: int) -> np.ndarray:

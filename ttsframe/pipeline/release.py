@@ -72,6 +72,7 @@ def card_info(cfg: DictConfig, exp_dir: Path, checkpoints: dict[str, Path]) -> d
         "eval": {p.parent.name: {k: v for k, v in _read(p).items() if k != "items"}
                  for p in sorted((exp_dir / EVAL_DIR).glob("*/metrics.json"))},
         "checkpoints": {s: str(path.relative_to(exp_dir)) for s, path in checkpoints.items()},
+        "init_from": cfg.model.get("init_from") if "model" in cfg else None,
     }
 
 

@@ -100,7 +100,13 @@ def codec_config(cfg: DictConfig, exp_dir: Path) -> dict:
 
 
 def build_vocabulary(frontend, train_symbols, min_count: int, out_dir: Path) -> Vocabulary:
-    """vocab.json (inventory + train symbols) and coverage.json; prints the train coverage."""
+    """vocab.json (inventory + train symbols) and coverage.json; prints the train coverage. A frontend
+    with a vocabulary of its own (a BPE tokenizer's: `vocabulary()`) gives it instead."""
+    if hasattr(frontend, "vocabulary"):
+        vocab = frontend.vocabulary()
+        vocab.save(out_dir / "vocab.json")
+        print(f"tokenize: the {frontend.settings().get('frontend')} tokenizer's own vocabulary: {len(vocab)} tokens")
+        return vocab
     train_symbols = list(train_symbols)
     inventory = frontend.inventory()
     vocab = Vocabulary.build(train_symbols, frontend.settings(), inventory.symbols if inventory else ())

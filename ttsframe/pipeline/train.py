@@ -129,22 +129,46 @@ def build_data(cfg: DictConfig, shard_dir: Path, seed: int, feature: str = "code
 def build_task(cfg: DictConfig, task: type, data: ShardDataModule, seed: int) -> L.LightningModule:
     m = cfg.model
     overrides = {k: m[k] for k in ARCHITECTURE_FIELDS if m[k] is not None}
-    if "index" in inspect.signature(task.build_model_config).parameters:  # tasks that read more of the shards
-        overrides["index"] = data.index
-    try:
-        model_config = task.build_model_config(m.preset, data.vocab_size, data.n_codebooks, data.codebook_size,
-                                               **overrides)
-    except ValueError as e:
-        raise ConfigError(f"model={cfg.choices.model}: {e}") from None
+    state = None
+    if m.get("init_from"):
+        model_config, state = pretrained_start(task, m.init_from, data, overrides)
+    else:
+        if "index" in inspect.signature(task.build_model_config).parameters:  # tasks that read more of the shards
+            overrides["index"] = data.index
+        try:
+            model_config = task.build_model_config(m.preset, data.vocab_size, data.n_codebooks, data.codebook_size,
+                                                   **overrides)
+        except ValueError as e:
+            raise ConfigError(f"model={cfg.choices.model}: {e}") from None
     extra = {}
     if m.loss:
         if "loss" not in inspect.signature(task).parameters:
             raise ConfigError(f"model.loss: task `{task.TASK}` takes no loss settings; remove model.loss")
         extra["loss"] = OmegaConf.to_container(m.loss, resolve=True)
     try:
-        return task(model_config=model_config, optim=OmegaConf.to_container(m.optim, resolve=True), seed=seed, **extra)
+        module = task(model_config=model_config, optim=OmegaConf.to_container(m.optim, resolve=True), seed=seed, **extra)
     except ValueError as e:
         raise ConfigError(f"model={cfg.choices.model}: {e}") from None
+    if state is not None:  # a resumed run's checkpoint replaces these weights
+        module.model.load_state_dict(state, strict=True)
+        print(f"train: {task.TASK} starts from the weights of {m.init_from}")
+    return module
+
+
+def pretrained_start(task: type, source: str, data: ShardDataModule, overrides: dict) -> tuple[dict, dict]:
+    """(model config fields, state dict) of the released weights `source` (`model.init_from`) for
+    `task`, checked against the shards by the task's `initial_model(source, index, vocab_size)`."""
+    if overrides:
+        raise ConfigError(f"model.init_from: the model's sizes are those of {source}; remove "
+                          + ", ".join(f"model.{k}" for k in overrides))
+    start = getattr(task, "initial_model", None)
+    if start is None:
+        raise ConfigError(f"model.init_from: task `{task.TASK}` cannot start from released weights "
+                          "(cosyvoice_lm and cosyvoice_flow can)")
+    try:
+        return start(source, data.index, data.vocab_size)
+    except ValueError as e:
+        raise ConfigError(f"model.init_from={source}: {e}") from None
 
 
 def audio_sample_callbacks(cfg: DictConfig, module: L.LightningModule, shard_dir: Path, out_dir: Path) -> list:

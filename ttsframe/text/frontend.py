@@ -63,8 +63,16 @@ def _chars(cfg: Any) -> TextFrontend:
                         preserve_punctuation=cfg.preserve_punctuation)
 
 
+def _bpe(cfg: Any) -> TextFrontend:
+    from ttsframe.text.bpe import BpeFrontend
+
+    if not cfg.tokenizer:
+        raise ConfigError("text frontend `bpe` needs text.tokenizer=<a local tokenizer folder>")
+    return BpeFrontend(cfg.tokenizer, cfg.language, list(cfg.special_tokens))
+
+
 # TextConfig.frontend -> builder(cfg). Builders import lazily.
-FRONTENDS: dict[str, Callable[[Any], TextFrontend]] = {"phonemizer": _phonemizer, "chars": _chars}
+FRONTENDS: dict[str, Callable[[Any], TextFrontend]] = {"phonemizer": _phonemizer, "chars": _chars, "bpe": _bpe}
 
 
 def build_frontend(cfg: Any) -> TextFrontend:

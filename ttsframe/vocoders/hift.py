@@ -79,6 +79,23 @@ def cosyvoice2() -> HiFTConfig:
     return HiFTConfig()
 
 
+def reference_config(kwargs: dict) -> HiFTConfig:
+    """Our HiFTConfig for the constructor arguments of CosyVoice's HiFTGenerator (the `hift:` entry of
+    its cosyvoice2.yaml)."""
+    return HiFTConfig(n_mels=kwargs["in_channels"], sample_rate=kwargs["sampling_rate"],
+                      channels=kwargs["base_channels"],
+                      f0_channels=kwargs.get("f0_channels", (kwargs.get("f0_predictor") or {}).get("cond_channels", 512)),
+                      n_harmonics=kwargs["nb_harmonics"], sine_amp=kwargs["nsf_alpha"],
+                      noise_std=kwargs["nsf_sigma"], voiced_threshold=kwargs["nsf_voiced_threshold"],
+                      upsample_rates=kwargs["upsample_rates"], upsample_kernel_sizes=kwargs["upsample_kernel_sizes"],
+                      istft_n_fft=kwargs["istft_params"]["n_fft"], istft_hop=kwargs["istft_params"]["hop_len"],
+                      resblock_kernel_sizes=kwargs["resblock_kernel_sizes"],
+                      resblock_dilations=kwargs["resblock_dilation_sizes"],
+                      source_kernel_sizes=kwargs["source_resblock_kernel_sizes"],
+                      source_dilations=kwargs["source_resblock_dilation_sizes"],
+                      lrelu_slope=kwargs["lrelu_slope"], audio_limit=kwargs["audio_limit"])
+
+
 def tiny() -> HiFTConfig:
     """Three stages like the release, ~53k parameters, hop 96; for tests."""
     return HiFTConfig(channels=32, f0_channels=16, upsample_rates=[4, 3, 2], upsample_kernel_sizes=[8, 7, 4],

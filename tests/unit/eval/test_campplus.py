@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("onnxruntime", reason="the campplus speaker backend runs on onnxruntime, not installed")
 
-from onnx_writer import FLOAT, float_tensor, node, value_info, write_model  # noqa: E402
+from onnx_writer import toy_campplus  # noqa: E402
 from ttsframe.data.audio import resample  # noqa: E402
 from ttsframe.errors import ConfigError, UserError  # noqa: E402
 from ttsframe.eval.campplus import CamPlusPlusEncoder, fbank_features  # noqa: E402
@@ -22,16 +22,6 @@ from ttsframe.eval.speaker import SPEAKER_ENCODERS, build_speaker_encoder  # noq
 
 RATE = 24000  # not the model's 16 kHz, so the clips also go through the resampling
 DIM = 192
-
-
-def toy_campplus(path, seed: int = 0) -> np.ndarray:
-    """Writes feats (1, T, 80) -> mean over time of |feats| (1, 80) -> @ W -> (1, 192); returns W (80, 192)."""
-    weight = np.random.default_rng(seed).standard_normal((80, DIM)).astype(np.float32)
-    nodes = [node("Abs", ["x"], "magnitude"), node("ReduceMean", ["magnitude"], "pooled", axes=[1], keepdims=0),
-             node("MatMul", ["pooled", "w"], "embedding")]
-    write_model(path, "toy_campplus", nodes, initializers=[float_tensor("w", weight)],
-                inputs=[value_info("x", FLOAT, [1, "T", 80])], outputs=[value_info("embedding", FLOAT, [1, DIM])])
-    return weight
 
 
 def voiced(seconds: float, f0: float, seed: int, rate: int = RATE) -> np.ndarray:

@@ -13,29 +13,12 @@ import torch
 
 pytest.importorskip("onnxruntime", reason="the s3_onnx tokenizer runs on onnxruntime, not installed")
 
-from onnx_writer import FLOAT, INT32, INT64, float_tensor, node, value_info, write_model  # noqa: E402
+from onnx_writer import toy_s3_model  # noqa: E402
 from ttsframe.errors import UserError  # noqa: E402
 from ttsframe.tokenizers import SpeechTokenizer  # noqa: E402
 from ttsframe.tokenizers.s3_onnx import S3OnnxTokenizer  # noqa: E402
 
 CODES = 16  # the toy models' ids are in [0, 16)
-
-
-def toy_s3_model(path, subsample: int, keep_dims: bool, n_mels: int = 128, seed: int = 0) -> None:
-    """feats (1, n_mels, T) -> log2(subsample) k3-s2-p1 convolutions -> argmax over CODES channels
-    -> ids (1, ceil(T / subsample)) int64, or (1, 1, ...) with keep_dims; feats_length unused."""
-    rng = np.random.default_rng(seed)
-    nodes, weights, x = [], [], "feats"
-    for layer in range(int(np.log2(subsample))):
-        w = rng.standard_normal((CODES, n_mels if layer == 0 else CODES, 3))
-        weights.append(float_tensor(f"w{layer}", w))
-        nodes.append(node("Conv", [x, f"w{layer}"], f"h{layer}", kernel_shape=[3], strides=[2], pads=[1, 1]))
-        x = f"h{layer}"
-    nodes.append(node("ArgMax", [x], "indices", axis=1, keepdims=int(keep_dims)))
-    out_dims = [1, 1, "T_tok"] if keep_dims else [1, "T_tok"]
-    write_model(path, "toy_s3", nodes, initializers=weights,
-                inputs=[value_info("feats", FLOAT, [1, n_mels, "T"]), value_info("feats_length", INT32, [1])],
-                outputs=[value_info("indices", INT64, out_dims)])
 
 
 # ---- tests --------------------------------------------------------------------------------------

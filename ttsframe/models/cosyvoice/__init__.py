@@ -4,7 +4,8 @@ Everything that is CosyVoice's own lives in this folder: lm.py (+ qwen2.py, the 
 backbone; lm_release.py, the released CosyVoice 2 `llm.pt` converter), lm_generate.py, flow.py (+ flow_estimator.py, flow_masks.py, flow_loss.py), the
 released CosyVoice 2 flow's architecture and `flow.pt` converter (flow_cosyvoice2.py +
 flow_conformer.py, flow_unet.py), presets.py, sampling.py (the synthesis options), task_lm.py and task_flow.py (the Lightning
-tasks), synthesizer.py (+ its release parts) and streaming.py. The speech tokenizer it reads is
+tasks), synthesizer.py (+ its release parts) and streaming.py; cosyvoice2_config.py (the sizes in a CosyVoice 2
+download's cosyvoice2.yaml) and import_cosyvoice2.py (that download as a release). The speech tokenizer it reads is
 shared (`ttsframe.tokenizers`). The rest of ttsframe reads only `SPEC`.
 """
 

@@ -292,8 +292,9 @@ class CosyVoiceFlow(nn.Module):
                                lengths).values  # (B, S_mel, M)
         ctx = self._context(frames.values, sources.values[..., 0], p_frames + mel_lengths, prompt, spk, mask)
 
-        x = self._source(temperature * self._noise(p_frames + mel_lengths, frames.values.shape[1], seed, generator,
-                                                   noise), ctx.mu)  # (B, S_mel, M)
+        x0 = row_noise(p_frames + mel_lengths, frames.values.shape[1], c.n_mels, self.mel_mean.device, seed, generator,
+                       noise)
+        x = self._source(temperature * x0, ctx.mu)  # (B, S_mel, M)
         grid = time_grid(n_steps, schedule, device)
         for i in range(n_steps):
             x = x + (grid[i + 1] - grid[i]) * self.velocity(x, grid[i].expand(batch), ctx, cfg_scale)
@@ -313,25 +314,29 @@ class CosyVoiceFlow(nn.Module):
         mu is zero at padded frames, so they stay pure noise there)."""
         return noise + mu if self.config.source == "mu" else noise
 
-    def _noise(self, lengths, width, seed, generator, noise) -> torch.Tensor:
-        """x0 (B, width, M): each row's first ``lengths[i]`` frames drawn for that row alone, in
-        blocks of a fixed size, so a longer draw from the same seed starts with the shorter one."""
-        device, n_mels = self.mel_mean.device, self.config.n_mels
-        if noise is not None:
-            return noise[:, :width].to(device=device, dtype=torch.float32)
-        x0 = torch.zeros(len(lengths), width, n_mels, device=device)
-        for i, n in enumerate(lengths.tolist()):
-            if isinstance(generator, Sequence):
-                g = generator[i]
-            elif seed is not None:
-                g = torch.Generator().manual_seed(seed + i)
-            else:
-                g = generator
-            blocks = [torch.randn((_NOISE_BLOCK, n_mels), generator=g, device=g.device if g is not None else "cpu")
-                      for _ in range(-(-n // _NOISE_BLOCK))]
-            if blocks:
-                x0[i, :n] = torch.cat(blocks)[:n].to(device)
-        return x0
+
+def row_noise(lengths: torch.Tensor, width: int, n_mels: int, device, seed: int | None = None,
+              generator: torch.Generator | Sequence[torch.Generator] | None = None,
+              noise: torch.Tensor | None = None) -> torch.Tensor:
+    """x0 (B, width, M) of a sampling call: `noise` itself when given, else each row's first
+    ``lengths[i]`` frames drawn for that row alone (from ``generator[i]``, a generator seeded
+    ``seed + i``, or ``generator`` / the global RNG), in blocks of a fixed size, so a longer draw
+    from the same seed starts with the shorter one."""
+    if noise is not None:
+        return noise[:, :width].to(device=device, dtype=torch.float32)
+    x0 = torch.zeros(len(lengths), width, n_mels, device=device)
+    for i, n in enumerate(lengths.tolist()):
+        if isinstance(generator, Sequence):
+            g = generator[i]
+        elif seed is not None:
+            g = torch.Generator().manual_seed(seed + i)
+        else:
+            g = generator
+        blocks = [torch.randn((_NOISE_BLOCK, n_mels), generator=g, device=g.device if g is not None else "cpu")
+                  for _ in range(-(-n // _NOISE_BLOCK))]
+        if blocks:
+            x0[i, :n] = torch.cat(blocks)[:n].to(device)
+    return x0
 
 
 def _lengths(lengths: torch.Tensor | None, padded: torch.Tensor) -> torch.Tensor:

@@ -5,10 +5,19 @@
     x_0 ~ N(0, I) -> 10 Euler steps on a cosine time grid of the CausalUNetEstimator, classifier-free
     guidance 0.7 (conditions mu, speaker and prompt mel zeroed together) -> mel (B, M, T)
 
-It sits beside our DiT flow (`flow.py`) as the cosyvoice family's second flow architecture,
-selected by building `CosyVoice2Flow` (presets `cosyvoice2_release` and `cosyvoice2_tiny` here);
-`load_flow_checkpoint` reads the released `flow.pt`. Mel frames are channels-first (B, M, T) here,
-as the estimator and the release compute them; `generate` takes and returns (T, M) per item.
+It sits beside our DiT flow (`flow.py`) as the cosyvoice family's second flow architecture
+(`flow_config.build_flow` builds either from its config fields; presets `cosyvoice2_release` and
+`cosyvoice2_tiny` here); `load_flow_checkpoint` reads the released `flow.pt`. Mel frames are
+channels-first (B, M, T) inside, as the estimator and the release compute them; `generate` (one
+utterance, the reference's call) takes and returns (T, M), and `sample` / `forward` have the DiT
+flow's batched signatures, so the synthesizer and the flow task use either.
+
+Training (`forward`): the CFM loss of `flow_loss` on this estimator, with CosyVoice 2's draws: t on
+the cosine schedule, half the rows given a prompt prefix of up to 30% of their frames, 20% of the
+rows with mu, speaker and prompt dropped together, half the batches under the chunk masks
+(`streaming_prob`). Tokens and frames are cut to ratio x tokens per row, as CosyVoice 2's data
+pipeline does. Unlike CosyVoice's loss, the prompt prefix (given as the condition) is left out
+of it, as in the DiT flow's.
 """
 
 from __future__ import annotations
@@ -22,9 +31,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ttsframe.inference.state_map import renamer
-from ttsframe.models.cosyvoice.flow import time_grid
+from ttsframe.models.cosyvoice.flow import _lengths, row_noise, time_grid
 from ttsframe.models.cosyvoice.flow_conformer import UpsampleConformerEncoder
+from ttsframe.models.cosyvoice.flow_loss import FlowDraws, FlowPrediction, draw_step
 from ttsframe.models.cosyvoice.flow_unet import CausalUNetEstimator
+from ttsframe.modules.packing import lengths_to_mask, pack_segments, take_segment
 
 
 @dataclass
@@ -49,6 +60,23 @@ class CosyVoice2FlowConfig:
     mid_stages: int = 12
     encoder_dropout: float = 0.1  # training only
     sigma_min: float = 1e-6
+    token_rate: float = 25.0  # speech tokens per second; the mel rate is ratio x this
+    # training draws (`flow_loss.draw_step`), CosyVoice 2's
+    cfg_dropout: float = 0.2  # rows with mu, speaker and prompt all dropped
+    prompt_prob: float = 0.5  # rows given a prompt prefix of their own mel
+    prompt_max_ratio: float = 0.3  # longest prefix, as a share of the row's frames
+    streaming_prob: float = 0.5  # batches under the chunk masks
+    t_schedule: str = "cosine"
+    architecture: str = "cosyvoice2"  # what `flow_config.build_flow` builds from these fields
+
+    @property
+    def frames_per_token(self) -> int:
+        return self.ratio
+
+    @property
+    def mask_probs(self) -> tuple[float, float, float, float]:
+        """`flow_masks` draw: full or chunk C (this encoder has one chunk size)."""
+        return (1.0 - self.streaming_prob, 0.0, self.streaming_prob, 0.0)
 
 
 def cosyvoice2_release() -> CosyVoice2FlowConfig:
@@ -100,15 +128,15 @@ class CosyVoice2Flow(nn.Module):
         conditional, unconditional = v.chunk(2)
         return (1.0 + cfg_scale) * conditional - cfg_scale * unconditional
 
-    def sample(self, mu: torch.Tensor, mask: torch.Tensor, spk: torch.Tensor, cond: torch.Tensor,
-               noise: torch.Tensor, n_steps: int = 10, cfg_scale: float = 0.7, temperature: float = 1.0,
-               streaming: bool = False) -> torch.Tensor:
-        """Euler from x_0 = temperature * noise (B, M, T) on the cosine grid -> mel (B, M, T).
+    def solve(self, mu: torch.Tensor, mask: torch.Tensor, spk: torch.Tensor, cond: torch.Tensor,
+              noise: torch.Tensor, n_steps: int = 10, cfg_scale: float = 0.7, temperature: float = 1.0,
+              streaming: bool = False, schedule: str = "cosine") -> torch.Tensor:
+        """Euler from x_0 = temperature * noise (B, M, T) on the `schedule` grid -> mel (B, M, T).
 
         Args:
             mu, cond: (B, M, T); mask (B, 1, T); spk: (B, M), already projected (`speaker`).
         """
-        grid = time_grid(n_steps, "cosine", device=mu.device).to(mu.dtype)  # (n_steps + 1,)
+        grid = time_grid(n_steps, schedule, device=mu.device).to(mu.dtype)  # (n_steps + 1,)
         x = noise.to(mu.dtype) * temperature
         for step in range(n_steps):
             t = grid[step].expand(mu.shape[0])
@@ -128,9 +156,68 @@ class CosyVoice2Flow(nn.Module):
         if noise is None:
             noise = torch.randn(mu.shape[1:], generator=generator, device=mu.device)
         mask = torch.ones_like(mu[:, :1])
-        mel = self.sample(mu, mask, self.speaker(spk[None].to(mu.dtype)), cond, noise[None], n_steps, cfg_scale,
-                          streaming=streaming)
+        mel = self.solve(mu, mask, self.speaker(spk[None].to(mu.dtype)), cond, noise[None], n_steps, cfg_scale,
+                         streaming=streaming)
         return mel[0, :, prompt_mel.shape[0]:].T  # (ratio * L, M)
+
+    @torch.no_grad()
+    def sample(self, tokens: torch.Tensor, token_lengths: torch.Tensor, spk: torch.Tensor,
+               prompt_tokens: torch.Tensor | None = None, prompt_mel: torch.Tensor | None = None, *,
+               prompt_token_lengths: torch.Tensor | None = None, prompt_mel_lengths: torch.Tensor | None = None,
+               n_steps: int = 10, cfg_scale: float = 0.7, schedule: str = "cosine", mask_mode: str = "full",
+               temperature: float = 1.0, seed: int | None = None, generator=None, noise: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A padded batch, with `CosyVoiceFlow.sample`'s arguments and returns: tokens (B, L), spk
+        (B, spk_dim), prompt tokens (B, P) and log-mel (B, F, M) -> target mel (B, ratio * L, M)
+        (zeros past each row's length) and its lengths (B,). `mask_mode` "chunk" is streaming (the
+        chunk masks), anything else offline. Each row's prompt is cut to ratio x tokens as CosyVoice
+        2's frontend cuts it; its noise comes from `flow.row_noise` (seed + i per row)."""
+        c, device, batch = self.config, tokens.device, tokens.shape[0]
+        prompt_tokens = tokens.new_zeros(batch, 0) if prompt_tokens is None else prompt_tokens.to(device)
+        prompt_mel = torch.zeros(batch, 0, c.n_mels) if prompt_mel is None else prompt_mel
+        prompt_mel = prompt_mel.to(device=device, dtype=torch.float32)
+        lengths = token_lengths.to(device).long()
+        p_tokens = torch.minimum(_lengths(prompt_token_lengths, prompt_tokens),
+                                 torch.div(_lengths(prompt_mel_lengths, prompt_mel), c.ratio, rounding_mode="floor"))
+        joined = pack_segments([prompt_tokens, tokens], [p_tokens, lengths])  # (B, P + L)
+        mu, frames = self.encode(joined.values, p_tokens + lengths, streaming=mask_mode == "chunk")  # (B, M, W)
+        width = mu.shape[2]
+        prompt = pack_segments([prompt_mel, prompt_mel.new_zeros(batch, width, c.n_mels)],
+                               [c.ratio * p_tokens, c.ratio * lengths]).values[:, :width]  # (B, W, M)
+        mask = lengths_to_mask(frames, width)[:, None].to(mu.dtype)  # (B, 1, W)
+        x0 = row_noise(frames, width, c.n_mels, device, seed, generator, noise).transpose(1, 2)  # (B, M, W)
+        x = self.solve(mu, mask, self.speaker(spk.to(mu.dtype)), prompt.transpose(1, 2) * mask, x0, n_steps,
+                       cfg_scale, temperature, mask_mode == "chunk", schedule)
+        mel_lengths = c.ratio * lengths
+        mel = take_segment(x.transpose(1, 2), c.ratio * p_tokens, c.ratio * tokens.shape[1])  # (B, ratio * L, M)
+        return mel.masked_fill(~lengths_to_mask(mel_lengths, mel.shape[1])[..., None], 0.0), mel_lengths
+
+    def forward(self, tokens: torch.Tensor, token_lengths: torch.Tensor, mel: torch.Tensor, mel_lengths: torch.Tensor,
+                spk: torch.Tensor, draws: FlowDraws | None = None, generator: torch.Generator | None = None
+                ) -> FlowPrediction:
+        """One CFM training step's prediction, with `CosyVoiceFlow.forward`'s arguments: tokens (B, L),
+        raw log-mel (B, T, M), spk (B, spk_dim). Each row keeps n = min(tokens, frames // ratio) tokens
+        and ratio x n frames; returns the `FlowPrediction` over those frames (B, ratio x max n, M)."""
+        c = self.config
+        lengths = torch.minimum(token_lengths.to(mel.device), torch.div(mel_lengths.to(mel.device), c.ratio,
+                                                                        rounding_mode="floor")).long()
+        width = c.ratio * int(lengths.max())
+        frames = c.ratio * lengths
+        draws = draws if draws is not None else draw_step(c, frames, width, generator)
+        streaming = draws.mask.mode != "full"
+        mu, _ = self.encode(tokens[:, : int(lengths.max())], lengths, streaming)  # (B, M, W)
+        padding = lengths_to_mask(frames, width)  # (B, W)
+        x1 = mel[:, :width].float().transpose(1, 2) * padding[:, None]  # (B, M, W)
+        keep = draws.keep.to(mel.device)
+        in_prompt = lengths_to_mask(draws.prompt_lengths.to(mel.device) * keep, width)  # dropped rows: no prompt
+        kept = keep.to(x1.dtype)
+        x0, t = draws.noise.to(x1).transpose(1, 2), draws.t.to(x1)
+        x_t = (1 - (1 - c.sigma_min) * t[:, None, None]) * x0 + t[:, None, None] * x1
+        velocity = self.estimator(x_t, padding[:, None].to(x1.dtype), mu * kept[:, None, None], t,
+                                  self.speaker(spk.to(x1.dtype)) * kept[:, None],
+                                  x1 * in_prompt[:, None] * kept[:, None, None], streaming)
+        target = x1 - (1 - c.sigma_min) * x0
+        return FlowPrediction(velocity.transpose(1, 2), target.transpose(1, 2), padding & ~in_prompt)
 
 
 # ---- CosyVoice 2's flow.pt --------------------------------------------------------------------

@@ -3,8 +3,8 @@
     LM tokens, one step at a time (`lm_generate.token_steps`)
       -> every `chunk_tokens` new tokens: the flow over all tokens so far in chunk mode
          (`CosyVoiceFlow.sample(mask_mode="chunk")`): frames of complete chunks never change
-         when more tokens arrive, and the noise of a frame does not depend on the length, so
-         the frames emitted now are final;
+         when more tokens arrive (CosyVoice2Flow's: once its look-ahead tokens have arrived too),
+         and the noise of a frame does not depend on the length, so the frames emitted now are final;
       -> the vocoder over the new frames with LEFT_CONTEXT frames before them and the newest
          LOOKAHEAD frames held back (the vocoder's convolutions see both sides), the chunk
          boundary cross-faded over FADE_SAMPLES samples.
@@ -106,13 +106,15 @@ def _stream(synth, item: SynthesisItem, options: CosyVoiceSamplingOptions, chunk
                         prompt["spk"] if synth.lm.config.spk_dim else None,
                         prompt["speech"][0][None].to(synth.device), torch.tensor([n_prompt]),
                         options.lm_options(), prompt_text_lengths=torch.tensor([len(prompt["text"][0])]))
+    ahead = getattr(synth.flow.config, "ahead", 0)  # CosyVoice2Flow's encoder looks this many tokens ahead
     for step in steps:
         [token] = step.tolist()
         if token is None:
             continue
         tokens.append(token)
-        if (n_prompt + len(tokens)) % chunk == 0:  # the flow's chunks count from the prompt's first token
-            ready = final_frames(n_prompt, len(tokens), synth.flow.config)
+        settled = len(tokens) - ahead  # target tokens whose look-ahead has arrived
+        if settled > 0 and (n_prompt + settled) % chunk == 0:  # the flow's chunks count from the prompt's first token
+            ready = final_frames(n_prompt, settled, synth.flow.config)
             if ready > emitted:
                 emitted = yield from _emit(synth, vocoder, tokens, ready, emitted, prompt, options, stats)
     yield from _emit(synth, vocoder, tokens, None, emitted, prompt, options, stats)

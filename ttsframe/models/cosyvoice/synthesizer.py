@@ -15,6 +15,12 @@ encoder, mel features, vocoder, text frontend, vocabulary) and runs a batch of i
 the vocoder (what the tokens keep of the words and the voice). `stream` (streaming.py) yields
 audio while the LM is still decoding. Build it from training outputs with `from_checkpoints`,
 or from a release folder with `from_release` (= `ttsframe.load_release`). No Lightning here.
+
+The flow is our DiT (`CosyVoiceFlow`) or CosyVoice 2's released architecture (`CosyVoice2Flow`,
+`flow_config.build_flow` picks by its config); the text frontend may be a BPE tokenizer with its
+own vocabulary (the `bpe` frontend: Qwen's, for CosyVoice 2's LM); the vocoder may be HiFT. A
+release carries every file these need: the speech tokenizer's (its ONNX file too), the speaker
+model's (campplus.onnx), the BPE tokenizer's (`text_tokenizer/`), each hard-linked where it can be.
 """
 
 from __future__ import annotations
@@ -39,8 +45,7 @@ from ttsframe.inference.prompt import prepare_prompts
 from ttsframe.inference.request import DEFAULT_MAX_PROMPT_SECONDS, PROMPT_BATCH_SECONDS, SynthesisItem
 from ttsframe.inference.text import check_frontend, text_token_ids
 from ttsframe.inference.timing import PartTimer
-from ttsframe.models.cosyvoice.flow import CosyVoiceFlow
-from ttsframe.models.cosyvoice.flow_config import FlowConfig
+from ttsframe.models.cosyvoice.flow_config import build_flow
 from ttsframe.models.cosyvoice.lm import LMConfig, SpeechLM
 from ttsframe.models.cosyvoice.lm_generate import generate
 from ttsframe.models.cosyvoice.sampling import CosyVoiceSamplingOptions
@@ -51,13 +56,16 @@ from ttsframe.vocoders.bundle import (describe_vocoder, load_vocoder, save_vocod
                                       vocoder_features)
 
 TOKENIZER_DIR = "tokenizer"  # the speech tokenizer's files inside a release
+SPEAKER_DIR = "speaker"  # the speaker encoder's model file inside a release (campplus.onnx)
+TEXT_TOKENIZER_DIR = "text_tokenizer"  # a BPE text frontend's tokenizer files inside a release
 
 
 class CosyVoiceSynthesizer:
     """Speech LM + flow + speech tokenizer + speaker encoder + vocoder, ready to synthesize.
 
     Args:
-        lm, flow: trained `SpeechLM` and `CosyVoiceFlow` (moved to eval mode, on one device).
+        lm, flow: trained `SpeechLM` and flow (`CosyVoiceFlow` or `CosyVoice2Flow`; moved to eval
+            mode, on one device).
         tokenizer: the `SpeechTokenizer` whose ids both were trained on.
         speaker: (encoder, name, model) of an `ttsframe.eval.speaker` backend (`speaker_of`), or
             None for an LM and flow without speaker embedding.
@@ -78,7 +86,7 @@ class CosyVoiceSynthesizer:
                "scratch with ttsframe, speech tokenizer included.")
     CARD_OPTIONS = ("ttsframe.models.cosyvoice.sampling", "CosyVoiceSamplingOptions(seed=0)")
 
-    def __init__(self, lm: SpeechLM, flow: CosyVoiceFlow, tokenizer, speaker: tuple | None,
+    def __init__(self, lm: SpeechLM, flow: torch.nn.Module, tokenizer, speaker: tuple | None,
                  mel_config: MelConfig | dict, frontend, vocab: Vocabulary, vocoder: Vocoder | None = None, *,
                  text_config: dict | None = None, max_prompt_seconds: float | None = DEFAULT_MAX_PROMPT_SECONDS):
         self.mel_config = MelConfig.from_any(mel_config)
@@ -131,7 +139,12 @@ class CosyVoiceSynthesizer:
         wavs, text = prepare_prompts(items, self.frontend, self.vocab, self.sample_rate, self.max_prompt_seconds,
                                      self.features.frames_for, 2)
         mels = [m.T.contiguous() for m in encode_utterances(self.features, wavs, PROMPT_BATCH_SECONDS)]
-        return {"text": text, "mel": mels, "speech": self.speech_tokens(wavs), "spk": self.speaker_embeddings(wavs)}
+        speech = self.speech_tokens(wavs)
+        ratio = getattr(self.flow.config, "ratio", None)
+        if ratio:  # CosyVoice2Flow: ratio frames a token, both cut to match (as CosyVoice 2's frontend does)
+            kept = [min(len(s), len(m) // ratio) for s, m in zip(speech, mels)]
+            speech, mels = [s[:n] for s, n in zip(speech, kept)], [m[:ratio * n] for m, n in zip(mels, kept)]
+        return {"text": text, "mel": mels, "speech": speech, "spk": self.speaker_embeddings(wavs)}
 
     def speech_tokens(self, wavs: list[np.ndarray]) -> list[torch.Tensor]:
         """(T_i,) audio at `sample_rate` -> the tokenizer's ids (S_i,) each."""
@@ -231,9 +244,10 @@ class CosyVoiceSynthesizer:
 
     # -- release parts ---------------------------------------------------------------------------
     def write_release_files(self, out_dir: Path) -> None:
-        """lm.safetensors, flow.safetensors, model_config.json, mel.json, vocab.json, vocoder.json,
-        speaker.json and the speech tokenizer's files in tokenizer/."""
-        from ttsframe.utils.atomic import write_json
+        """lm.safetensors, flow.safetensors, model_config.json, mel.json, vocab.json, vocoder.json (+ the
+        vocoder's weights), speaker.json (+ its model file in speaker/), tokenizer.json (+ the speech
+        tokenizer's files in tokenizer/) and a BPE frontend's tokenizer in text_tokenizer/."""
+        from ttsframe.utils.atomic import place_file, write_json
 
         save_weights(out_dir / "lm.safetensors", self.lm, self.FAMILY, "cosyvoice_lm")
         save_weights(out_dir / "flow.safetensors", self.flow, self.FAMILY, "cosyvoice_flow")
@@ -242,13 +256,23 @@ class CosyVoiceSynthesizer:
         write_json(out_dir / "mel.json", self.mel_config.to_dict())
         self.vocab.save(out_dir / "vocab.json")
         write_json(out_dir / "vocoder.json", save_vocoder(self.vocoder, self.mel_config, out_dir))
-        write_json(out_dir / "speaker.json", {"speaker_encoder": self.speaker_name, "speaker_model": self.speaker_model})
-        write_json(out_dir / "tokenizer.json", self.tokenizer.describe())
+        model = self.speaker_model
+        if model and Path(model).is_file():  # a model file (campplus.onnx) travels with the release
+            model = str(Path(SPEAKER_DIR) / Path(model).name)
+            place_file(self.speaker_model, out_dir / model)
+        write_json(out_dir / "speaker.json", {"speaker_encoder": self.speaker_name, "speaker_model": model})
+        described = self.tokenizer.describe()
         folder = getattr(self.tokenizer, "folder", None)
         if folder is not None:  # a tokenizer trained here travels with the release
             (out_dir / TOKENIZER_DIR).mkdir(exist_ok=True)
             for name in ("tokenizer.safetensors", "tokenizer.json"):
                 shutil.copyfile(Path(folder) / name, out_dir / TOKENIZER_DIR / name)
+        elif described.get("path"):  # an ONNX tokenizer (s3_onnx) travels too, its path relative to the release
+            described["path"] = str(Path(TOKENIZER_DIR) / Path(described["path"]).name)
+            place_file(self.tokenizer.path, out_dir / described["path"])
+        write_json(out_dir / "tokenizer.json", described)
+        if hasattr(self.frontend, "save"):  # a BPE tokenizer's files
+            self.frontend.save(out_dir / TEXT_TOKENIZER_DIR)
 
     @classmethod
     def read_release(cls, root: Path, config: dict, device: str) -> "CosyVoiceSynthesizer":
@@ -262,13 +286,19 @@ class CosyVoiceSynthesizer:
                                 models["flow"], load_file(str(need_file(root, "flow.safetensors"))), device)
         mel_config = MelConfig.from_any(json.loads(need_file(root, "mel.json").read_text(encoding="utf-8")))
         described = json.loads(need_file(root, "tokenizer.json").read_text(encoding="utf-8"))
-        if (root / TOKENIZER_DIR).is_dir():
+        if described.get("path") and not Path(described["path"]).is_absolute():  # in the release
+            described["path"] = str(need_file(root, described["path"]))
+        elif (root / TOKENIZER_DIR).is_dir():
             described = {**described, "folder": str(root / TOKENIZER_DIR)}
         speaker = json.loads(need_file(root, "speaker.json").read_text(encoding="utf-8"))
+        model = speaker.get("speaker_model")
+        if model and not Path(model).is_absolute() and (root / model).is_file():
+            model = str(root / model)
         text_config = dict(config["text"])
-        return cls(lm, flow, load_described(described, device),
-                   speaker_of(speaker["speaker_encoder"], speaker.get("speaker_model")), mel_config,
-                   build_frontend(TextConfig(**text_config)), Vocabulary.load(need_file(root, "vocab.json")),
+        if (root / TEXT_TOKENIZER_DIR).is_dir():  # the release's own copy of a BPE tokenizer
+            text_config["tokenizer"] = str(root / TEXT_TOKENIZER_DIR)
+        return cls(lm, flow, load_described(described, device), speaker_of(speaker["speaker_encoder"], model),
+                   mel_config, build_frontend(TextConfig(**text_config)), Vocabulary.load(need_file(root, "vocab.json")),
                    load_vocoder(json.loads(need_file(root, "vocoder.json").read_text(encoding="utf-8")), mel_config, root),
                    text_config=text_config, max_prompt_seconds=(config.get("release") or {}).get("max_prompt_seconds"))
 
@@ -278,8 +308,11 @@ class CosyVoiceSynthesizer:
         for label, model in (("LM", self.lm), ("flow", self.flow)):
             c = model.config
             n_params = sum(p.numel() for p in model.parameters())
-            layers = getattr(c, "n_layers", None) or f"{c.encoder_layers} + {c.estimator_layers}"
-            lines.append(f"- {label}: {n_params / 1e6:.2f} M parameters, {layers} layers, width {c.d_model}")
+            layers = getattr(c, "n_layers", None) or (f"{c.encoder_layers} + {c.estimator_layers}" if hasattr(
+                c, "estimator_layers") else f"{c.encoder_layers} + {c.up_layers} encoder + {c.mid_stages + 2} U-Net")
+            kind = f"{type(model).__name__}, " if label == "flow" else ""
+            lines.append(f"- {label}: {kind}{n_params / 1e6:.2f} M parameters, {layers} layers, "
+                         f"width {getattr(c, 'd_model', None) or c.dim}")
         t = self.tokenizer.describe()
         return [*lines,
                 f"- speech tokenizer: `{t.get('name')}`, {t.get('vocab_size')} tokens at {t.get('frame_rate')} Hz",
@@ -293,10 +326,10 @@ class CosyVoiceSynthesizer:
 
 
 def build_models(lm_config: dict, lm_state: dict, flow_config: dict, flow_state: dict, device
-                 ) -> tuple[SpeechLM, CosyVoiceFlow]:
+                 ) -> tuple[SpeechLM, torch.nn.Module]:
     lm = SpeechLM(LMConfig(**lm_config))
     lm.load_state_dict(lm_state, strict=True)
-    flow = CosyVoiceFlow(FlowConfig(**flow_config))
+    flow = build_flow(flow_config)
     flow.load_state_dict(flow_state, strict=True)
     return lm.to(device).eval(), flow.to(device).eval()
 
@@ -311,10 +344,13 @@ def speaker_of(name: str | None, model: str | None = None) -> tuple | None:
     return build_speaker_encoder(name, model), name, model
 
 
-def check_parts(lm: LMConfig, flow: FlowConfig, tokenizer, vocab: Vocabulary, mel: MelConfig) -> None:
-    """Raises UserError when the LM, the flow, the tokenizer, the vocabulary and the mel do not fit."""
+def check_parts(lm: LMConfig, flow, tokenizer, vocab: Vocabulary, mel: MelConfig) -> None:
+    """Raises UserError when the LM, the flow (config), the tokenizer, the vocabulary and the mel do not
+    fit. A BPE tokenizer's vocabulary (no specials) may be smaller than the LM's text table (Qwen's
+    embedding has spare rows)."""
+    n_text = len(vocab) if vocab.specials or lm.n_text < len(vocab) else lm.n_text
     wrong = [f"{what}={got} (expected {want})" for what, got, want in (
-        ("LM n_text", lm.n_text, len(vocab)), ("LM n_speech", lm.n_speech, tokenizer.vocab_size),
+        ("LM n_text", lm.n_text, n_text), ("LM n_speech", lm.n_speech, tokenizer.vocab_size),
         ("flow n_speech", flow.n_speech, tokenizer.vocab_size), ("flow n_mels", flow.n_mels, mel.n_mels),
         ("flow token_rate", round(flow.token_rate, 3), round(tokenizer.frame_rate, 3))) if got != want]
     if wrong:

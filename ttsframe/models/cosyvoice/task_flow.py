@@ -1,9 +1,11 @@
 """Lightning task of CosyVoice's flow decoder: `CosyVoiceFlowTask` trains `CosyVoiceFlow` (conditional
-flow matching from speech tokens to log-mel) on the shards' `speech.npy`, `mel.npy` and `spk.npy`.
+flow matching from speech tokens to log-mel) on the shards' `speech.npy`, `mel.npy` and `spk.npy`; or,
+started from released weights (`model.init_from`, `initial_model`), CosyVoice 2's `CosyVoice2Flow`
+(the same CFM loss on its estimator; it reads raw log-mel, so no mel statistics are fitted).
 
 Checkpoint contract (synthesis and release read it): `state_dict` keys are `model.<CosyVoiceFlow
 name>` (the mel statistics buffers included); `hyper_parameters` holds `model_config`
-(`FlowConfig` fields), `optim`, `seed`, `stats_utterances`, `family` ("cosyvoice") and `task`
+(`FlowConfig` or `CosyVoice2FlowConfig` fields), `optim`, `seed`, `stats_utterances`, `family` ("cosyvoice") and `task`
 ("cosyvoice_flow").
 
 Mel statistics are fitted before the first step of a fresh run from the first
@@ -23,10 +25,10 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from ttsframe.data.collate import Batch
 from ttsframe.data.dataset import ShardStream
-from ttsframe.models.cosyvoice.flow import CosyVoiceFlow
-from ttsframe.models.cosyvoice.flow_config import FlowConfig
+from ttsframe.models.cosyvoice.flow_config import build_flow
 from ttsframe.models.cosyvoice.flow_loss import flow_loss
 from ttsframe.models.cosyvoice.presets import check_shards_and_overrides, family_preset
+from ttsframe.models.cosyvoice.pretrained import check_shards, pretrained_part
 from ttsframe.models.cosyvoice.task_lm import needs_speech
 from ttsframe.training.mel_stats import mel_statistics, shard_data
 from ttsframe.training.grad_norms import last_layer, log_term_gradients
@@ -48,7 +50,7 @@ def flow_model_config(preset: str, vocab_size: int, n_codebooks: int | None = 0,
 
 
 class CosyVoiceFlowTask(L.LightningModule):
-    """Trains `CosyVoiceFlow` with the masked CFM loss.
+    """Trains the flow (`CosyVoiceFlow`, or `CosyVoice2Flow` from released weights) with the masked CFM loss.
 
     Args:
         model_config: `FlowConfig` fields (`flow_model_config()` gives a preset's).
@@ -64,11 +66,19 @@ class CosyVoiceFlowTask(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.hparams["family"], self.hparams["task"] = FAMILY, self.TASK
-        self.model = CosyVoiceFlow(FlowConfig(**model_config))
+        self.model = build_flow(model_config)
         self.register_buffer("stats_fitted", torch.tensor(False))
+        self.prior_weight = getattr(self.model.config, "prior_weight", 0.0)
+
+    @staticmethod
+    def initial_model(source: str, index: dict, vocab_size: int) -> tuple[dict, dict]:
+        """(flow config fields, weights) of the flow in `source` (`model.init_from`), checked against the shards."""
+        config, state, mel = pretrained_part(source, "flow")
+        check_shards("flow", config, mel, index, vocab_size)
+        return config, state
 
     def on_fit_start(self) -> None:
-        if bool(self.stats_fitted) or self._trainer is None:
+        if bool(self.stats_fitted) or self._trainer is None or not hasattr(self.model, "set_mel_stats"):
             return
         data = shard_data(self.trainer.datamodule)
         if data is None:
@@ -86,17 +96,17 @@ class CosyVoiceFlowTask(L.LightningModule):
                                                                   device=self.device)
         prediction = self.model(batch.speech.clamp(min=0), batch.speech_lengths, batch.mel, batch.frame_lengths,
                                 spk, generator=step_generator(self, split, batch_idx))
-        return flow_loss(prediction, self.model.config.prior_weight)
+        return flow_loss(prediction, self.prior_weight)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         losses = self.loss(batch, batch_idx, "train")
         self.log("train/loss", losses["loss"].detach(), prog_bar=True, on_step=True, batch_size=len(batch))
-        if self.model.config.prior_weight > 0:
+        if self.prior_weight > 0:
             self.log("train/prior", losses["prior"].detach(), on_step=True, batch_size=len(batch))
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, batch_size=1)
         terms = {"cfm": losses["cfm"]}
-        if self.model.config.prior_weight > 0:
-            terms["prior"] = self.model.config.prior_weight * losses["prior"]
+        if self.prior_weight > 0:
+            terms["prior"] = self.prior_weight * losses["prior"]
         log_term_gradients(self, terms, last_layer(self.model.encoder).parameters())  # the encoder feeds both
         return losses["loss"]
 
@@ -105,7 +115,7 @@ class CosyVoiceFlowTask(L.LightningModule):
         frames = int(batch.frame_lengths.sum())
         self.log("val/loss", losses["loss"], prog_bar=True, on_epoch=True, batch_size=frames, sync_dist=True)
         self.log("val/cfm", losses["cfm"], on_epoch=True, batch_size=frames, sync_dist=True)
-        if self.model.config.prior_weight > 0:
+        if self.prior_weight > 0:
             self.log("val/prior", losses["prior"], on_epoch=True, batch_size=frames, sync_dist=True)
 
     def configure_optimizers(self) -> dict:

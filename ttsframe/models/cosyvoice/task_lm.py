@@ -21,6 +21,7 @@ from ttsframe.data.collate import Batch
 from ttsframe.training.grad_norms import last_layer, log_term_gradients
 from ttsframe.models.cosyvoice.lm import LMConfig, SpeechLM, lm_loss
 from ttsframe.models.cosyvoice.presets import check_shards_and_overrides, family_preset
+from ttsframe.models.cosyvoice.pretrained import check_shards, pretrained_part
 from ttsframe.training.optim import task_optimizer
 from ttsframe.training.resume import step_generator
 from ttsframe.training.task_logging import other_text
@@ -60,6 +61,14 @@ class CosyVoiceLMTask(L.LightningModule):
         self.save_hyperparameters()
         self.hparams["family"], self.hparams["task"] = FAMILY, self.TASK
         self.model = SpeechLM(LMConfig(**model_config))
+
+    @staticmethod
+    def initial_model(source: str, index: dict, vocab_size: int) -> tuple[dict, dict]:
+        """(LMConfig fields, weights) of the LM in `source` (`model.init_from`; `pretrained.pretrained_part`),
+        checked against the shards."""
+        config, state, mel = pretrained_part(source, "lm")
+        check_shards("lm", config, mel, index, vocab_size)
+        return config, state
 
     def metrics(self, batch: Batch, batch_idx: int, split: str, text: torch.Tensor | None = None,
                 text_lengths: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
