@@ -129,5 +129,5 @@ def test_build_frontend_from_schema_and_configs():
     assert isinstance(build_frontend(TextConfig(frontend="chars")), CharFrontend)
     assert build_frontend(load_group("text", "phonemes_en")) == PhonemizerFrontend(language="en-us", num_workers=2)
     assert build_frontend(load_group("text", "chars")) == CharFrontend()
-    with pytest.raises(ConfigError, match="phonemizer, chars"):
-        build_frontend(TextConfig(frontend="bpe"))
+    with pytest.raises(ConfigError, match="unknown text frontend `graphemes`; valid: phonemizer, chars"):
+        build_frontend(TextConfig(frontend="graphemes"))
