@@ -65,7 +65,8 @@ class ForwardSumAligner(nn.Module):
                       frame_lengths: torch.Tensor) -> torch.Tensor:
         """(B, L) phonemes, (B,), (B, T, M) frames (standardised, zeros past the lengths), (B,) ->
         (B, T, L) log p(phoneme j | frame t), about -1e4 at padded phonemes."""
-        keys = self.key_encoder(self.text_embedding(text))  # (B, L, d)
+        text_mask = lengths_to_mask(text_lengths, text.shape[1])  # (B, L)
+        keys = self.key_encoder(self.text_embedding(text) * text_mask[..., None])  # (B, L, d); padding as zeros
         queries = self.query_encoder(frames)  # (B, T, d)
         queries, keys = queries.float(), keys.float()
         distance = (queries.pow(2).sum(-1, keepdim=True) - 2 * queries @ keys.transpose(1, 2)
@@ -74,8 +75,7 @@ class ForwardSumAligner(nn.Module):
         if self.config.prior_weight:
             prior = beta_binomial_log_prior(frame_lengths, text_lengths, frames.shape[1], text.shape[1])
             logits = logits + self.config.prior_weight * prior
-        text_mask = lengths_to_mask(text_lengths, text.shape[1])[:, None, :]  # (B, 1, L)
-        return logits.masked_fill(~text_mask, _MASKED).log_softmax(dim=-1)  # finite: CTC's gradient stays finite
+        return logits.masked_fill(~text_mask[:, None, :], _MASKED).log_softmax(dim=-1)  # finite: CTC's gradient stays finite
 
     def forward_sum_loss(self, log_alignment: torch.Tensor, text_lengths: torch.Tensor,
                          frame_lengths: torch.Tensor) -> torch.Tensor:

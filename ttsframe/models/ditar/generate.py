@@ -31,6 +31,7 @@ from ttsframe.models.ditar.diffusion import SOLVERS, guided, sample
 from ttsframe.models.ditar.model import DiTAR
 from ttsframe.models.ditar.patches import frames_to_patches, last_patches, patches_to_frames
 from ttsframe.modules.packing import pad_rows
+from ttsframe.modules.phoneme_pointer import move_pointer, start_pointers
 from ttsframe.modules.length_budget import frame_budget, frame_floor
 
 
@@ -198,10 +199,8 @@ def generate(
                 history_mask = torch.cat([history_mask[:, 1:], torch.ones_like(history_mask[:, :1])], dim=1)
             phonemes = None
             if pointer is not None:  # the advance head moves the pointer on, never past the text
-                position = position + model.expected_advance(hidden)
-                pointer = torch.minimum(position.floor().long(), text_lengths - 1)
-                phonemes = text.gather(1, pointer[:, None])[:, 0]
-                past_the_text = (position >= text_lengths) & ~finished & (step + 1 >= min_steps)
+                position, pointer, phonemes, past = move_pointer(position, model.advance_head(hidden), text, text_lengths)
+                past_the_text = past & ~finished & (step + 1 >= min_steps)
                 steps = torch.where(past_the_text, step + 1, steps)
                 finished = finished | past_the_text
                 if bool(finished.all()):
@@ -218,18 +217,12 @@ def _start_pointers(model: DiTAR, text, text_lengths, prompt_mel, prompt_lengths
     model without a pointer."""
     if model.pointer_embedding is None:
         return None, None
-    batch, device = text.shape[0], text.device
-    spoken = torch.zeros(batch, dtype=torch.long, device=device) if prompt_text_lengths is None else \
-        prompt_text_lengths.to(device).long()
-    start = torch.minimum(spoken, text_lengths - 1)  # (B,)
-    width = int(n_prompt.max()) if batch else 0
-    pointers = torch.zeros(batch, width + 1, dtype=torch.long, device=device)
-    if width:
+
+    def align(spoken: torch.Tensor, width: int) -> torch.Tensor:
         frames, lengths = model.to_frames(prompt_mel, prompt_lengths)  # (B, T', D)
-        _, aligned = model.align(text, spoken.clamp(min=1), frames, lengths, width)  # (B, G)
-        pointers[:, :width] = torch.minimum(aligned, start[:, None])
-    pointers = pointers.scatter(1, n_prompt.long()[:, None], start[:, None])
-    return start, pointers
+        return model.align(text, spoken, frames, lengths, width)[1]  # (B, G)
+
+    return start_pointers(text_lengths, prompt_text_lengths, n_prompt, align)
 
 
 def _prompt_patches(model: DiTAR, prompt_mel: torch.Tensor, prompt_lengths: torch.Tensor):

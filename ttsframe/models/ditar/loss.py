@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from ttsframe.modules.guided_attention import aligned_prior, diagonal_loss, prior_loss
+from ttsframe.modules.phoneme_pointer import advance_loss
 
 
 @dataclass
@@ -142,12 +143,8 @@ def ditar_loss(prediction: DiTARPrediction, config: DiTARLossConfig | None = Non
         terms["prior"] = diffusion_loss(mu.float(), clean.float(), p.frame_mask)
         total = total + config.prior_weight * terms["prior"]
     if p.advance is not None:
-        logits, moves, mask = p.advance
-        per_patch = F.cross_entropy(logits.float().transpose(1, 2), moves, reduction="none")  # (B, N - 1)
-        terms["advance"] = per_patch[mask].sum() / mask.sum().clamp(min=1)
+        terms["advance"], terms["advance_accuracy"] = advance_loss(*p.advance)
         total = total + config.advance_weight * terms["advance"]
-        with torch.no_grad():
-            terms["advance_accuracy"] = ((logits.argmax(-1) == moves) & mask).sum() / mask.sum().clamp(min=1)
     with torch.no_grad():
         # the decision generation takes: calibrated P(stop) > 0.5, i.e. logit > log(pos_weight)
         right = ((p.stop_logits > math.log(config.stop_pos_weight)) == (p.stop_targets > 0.5)) & p.patch_mask

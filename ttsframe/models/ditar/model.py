@@ -35,10 +35,11 @@ from ttsframe.models.ditar.loss import DiTARPrediction
 from ttsframe.models.ditar.patches import (
     PATCH_SIZES, REPRESENTATIONS, build_representation, frames_to_patches, history_patches, patches_for,
 )
-from ttsframe.modules.aligner import AlignerConfig, ForwardSumAligner, monotonic_alignment
+from ttsframe.modules.aligner import AlignerConfig, ForwardSumAligner
 from ttsframe.modules.kv_cache import KVCache
 from ttsframe.modules import mel_norm
 from ttsframe.modules.packing import PackedRows, lengths_to_mask, pack_segments, take_segment
+from ttsframe.modules import phoneme_pointer
 from ttsframe.modules.stop_head import StopHead, scale_gradient
 from ttsframe.modules.transformer import Transformer, TransformerConfig
 
@@ -254,7 +255,7 @@ class DiTAR(nn.Module):
         stop_logits = self.stop_logit(hidden)  # (B, N)
         advance = None
         if pointers is not None:  # patch i's head predicts the move to patch i + 1 (none after the last)
-            moves = (pointers[:, 1:] - pointers[:, :-1]).clamp(0, self.config.max_advance - 1)  # (B, N - 1)
+            moves = phoneme_pointer.advance_targets(pointers, self.config.max_advance)  # (B, N - 1)
             logits = self.advance_head(scale_gradient(hidden[:, :-1], self.config.advance_grad_scale))
             advance = (logits, moves, patch_mask[:, 1:])
         return DiTARPrediction(v_pred, v_true, frame_mask, stop_logits, stop_targets, patch_mask,
@@ -266,12 +267,8 @@ class DiTAR(nn.Module):
         (B, N) long; else (None, None). frames (B, T', D) standardised, zeros past ``lengths``."""
         if self.aligner is None:
             return None, None
-        log_alignment = self.aligner.log_alignment(text, text_lengths, frames, lengths)  # (B, T', L)
-        loss = self.aligner.forward_sum_loss(log_alignment, text_lengths, lengths)
-        path = monotonic_alignment(log_alignment.detach(), text_lengths, lengths)  # (B, T')
-        size = self.config.patch_size
-        middle = (torch.arange(n_patches, device=path.device) * size + size // 2).clamp(max=path.shape[1] - 1)
-        return loss, path[:, middle]
+        return phoneme_pointer.aligned_steps(self.aligner, text, text_lengths, frames, lengths, n_patches,
+                                             self.config.patch_size)
 
     def lm_hidden(
         self, text: torch.Tensor, text_lengths: torch.Tensor, patches: torch.Tensor, n_patches: torch.Tensor,
@@ -393,8 +390,7 @@ class DiTAR(nn.Module):
         """(B, d) h_i -> (B,) float, how many phonemes patch i + 1 moves on, in expectation under the
         advance head. Generation adds these up (a patch is shorter than most phonemes, so "stay" is the
         likeliest move at nearly every step: following the argmax would never move on)."""
-        moves = torch.arange(self.config.max_advance, device=hidden.device, dtype=torch.float32)
-        return self.advance_head(hidden).float().softmax(dim=-1) @ moves
+        return phoneme_pointer.expected_advance(self.advance_head(hidden))
 
     def _pack(self, text, text_lengths, patches, n_patches, pad_left: bool, pointers=None) -> PackedRows:
         """[text ; BOS, LocEnc(patches)] per row; audio lengths are n_patches + 1. ``pointers``
@@ -405,6 +401,6 @@ class DiTAR(nn.Module):
         if self.pointer_embedding is not None:
             if pointers is None:
                 raise ValueError("this DiTAR has a phoneme pointer: pass the pointers of the patches")
-            phonemes = text.gather(1, pointers[:, : audio.shape[1]].clamp(0, text.shape[1] - 1))  # (B, G + 1)
+            phonemes = phoneme_pointer.pointer_phonemes(text, pointers[:, : audio.shape[1]])  # (B, G + 1)
             audio = audio + self.pointer_embedding(phonemes).to(audio.dtype)
         return pack_segments([embedded, audio], [text_lengths, n_patches + 1], pad_left=pad_left)

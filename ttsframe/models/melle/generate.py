@@ -6,6 +6,12 @@ passes a threshold or the row spends its frame budget (tied to its number of tar
 Each step samples the latent z = mu + temperature * sigma * eps (temperature 0: z = mu); the
 post-net then refines the generated frames, and only the target part comes back, as log-mel.
 
+With a phoneme pointer (`MelleConfig.phoneme_pointer`; `ttsframe.modules.phoneme_pointer`) the
+prompt's groups are aligned to the prompt's phonemes by the model's aligner, the target starts at the
+first target phoneme, and after each group the pointer moves on by the advance head's expected move
+(summed with its fraction, floored to a phoneme, never past the text); a row also ends once the
+pointer passes its last phoneme.
+
 The acoustic prompt is cut to a whole number of groups (its last T mod r frames are dropped):
 training never feeds a partly padded group as input.
 """
@@ -23,6 +29,7 @@ from ttsframe.models.melle.latent import frames_to_groups, groups_to_frames
 from ttsframe.models.melle.model import Melle, steps_for
 from ttsframe.modules.packing import lengths_to_mask, pack_segments
 from ttsframe.modules.length_budget import frame_budget, frame_floor
+from ttsframe.modules.phoneme_pointer import move_pointer, start_pointers
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,7 @@ def generate_mel(
     max_frames: torch.Tensor | None = None,
     use_cache: bool = True,
     min_frames: torch.Tensor | None = None,
+    prompt_text_lengths: torch.Tensor | None = None,
 ) -> list[torch.Tensor]:
     """Generates mel frames until each row stops or spends its budget.
 
@@ -98,6 +106,8 @@ def generate_mel(
         use_cache: False recomputes the whole prefix at every step (the reference the cached
             path must match; quadratic cost).
         min_frames: (B,) frames before a stop is allowed; default ``options.min_frames_for(token_lengths)``.
+        prompt_text_lengths: (B,) phonemes of ``tokens`` that the prompt speaks (default 0). A model with
+            a phoneme pointer aligns the prompt's groups to them and starts the target at the next one.
 
     Returns:
         B tensors (T_i, M): post-net refined log-mel of the generated frames, target only.
@@ -114,7 +124,12 @@ def generate_mel(
         cache = None
         if use_cache:
             cache = model.transformer.new_cache(max_length=int((token_lengths + prompt_steps + 1).max()) + n_steps)
-        hidden = model.prefill(tokens, token_lengths, prompt_groups, prompt_steps, cache)  # (B, D)
+        pointer, track = _start_pointers(model, tokens, token_lengths, prompt_mel.to(device), prompt_steps,
+                                         prompt_text_lengths)  # (B,), (B, G + 1) or None
+        if track is not None:  # track[b, prompt_steps[b] + 1 + k]: the pointer of generated input k
+            track = torch.cat([track, track.new_zeros(track.shape[0], n_steps)], dim=1)  # (B, G + 1 + steps)
+        hidden = model.prefill(tokens, token_lengths, prompt_groups, prompt_steps, cache, track)  # (B, D)
+        position = None if pointer is None else pointer.float()  # (B,) the pointer, with its fraction
         batch = tokens.shape[0]
         generated = hidden.new_zeros(batch, n_steps, model.config.group_dim)  # (B, steps, rM)
         steps = max_steps.clone()  # rows that never stop keep their whole budget
@@ -128,17 +143,44 @@ def generate_mel(
             finished = finished | stops | (step + 1 >= max_steps)
             if bool(finished.all()):
                 break
+            phonemes = None
+            if position is not None:  # the advance head moves the pointer on, never past the text
+                position, pointer, phonemes, past = move_pointer(position, model.advance_head(hidden), tokens,
+                                                                 token_lengths)
+                track = track.scatter(1, (prompt_steps + 1 + step)[:, None], pointer[:, None])
+                past = past & ~finished & (step + 1 >= min_steps)
+                steps = torch.where(past, step + 1, steps)
+                finished = finished | past
+                if bool(finished.all()):
+                    break
             if use_cache:
-                hidden = model.decode_step(group, prompt_steps + 1 + step, cache)
+                hidden = model.decode_step(group, prompt_steps + 1 + step, cache, phonemes)
             else:
                 known = step + 1
                 prefix = pack_segments([prompt_groups, generated[:, :known]],
                                        [prompt_steps, torch.full_like(prompt_steps, known)]).values
-                hidden = model.prefill(tokens, token_lengths, prefix, prompt_steps + known)
+                hidden = model.prefill(tokens, token_lengths, prefix, prompt_steps + known, pointers=track)
         frame_lengths = torch.minimum(steps * r, max_frames)  # (B,)
         frames = groups_to_frames(generated[:, : int(steps.max())], r)  # (B, T, M)
         mels = model.denormalize(model.refine(frames, frame_lengths))
     return [row[:n].clone() for row, n in zip(mels.clone(), frame_lengths.tolist())]
+
+
+def _start_pointers(model: Melle, tokens, token_lengths, prompt_mel, prompt_steps, prompt_text_lengths):
+    """A phoneme pointer's start: (B,) the first target phoneme, and (B, G + 1) the pointers of the
+    prefill's inputs (the aligner's phoneme for each whole prompt group, then the start); None, None
+    for a model without a pointer. prompt_mel (B, Tp, M) log-mel; prompt_steps (B,) whole groups."""
+    if model.pointer_embedding is None:
+        return None, None
+    r = model.config.reduction_factor
+
+    def align(spoken: torch.Tensor, width: int) -> torch.Tensor:
+        lengths = prompt_steps * r  # the whole groups' frames
+        mask = lengths_to_mask(lengths, prompt_mel.shape[1])[..., None]  # (B, Tp, 1)
+        frames = model.normalize(prompt_mel.float()).masked_fill(~mask, 0.0)  # (B, Tp, M)
+        return model.align(tokens, spoken, frames, lengths.clamp(min=1), width)[1]  # (B, G)
+
+    return start_pointers(token_lengths, prompt_text_lengths, prompt_steps, align)
 
 
 def _prompt_groups(model: Melle, prompt_mel: torch.Tensor, prompt_lengths: torch.Tensor):
@@ -180,8 +222,10 @@ def synthesize_mel(
     tokens, token_lengths = _pad_stack([torch.cat([p, t]).long() for p, t in zip(prompt_tokens, text_tokens)], device)
     prompts, prompt_lengths = _pad_stack([m.float().T for m in prompt_mels], device)  # (B, M, Tp)
     target_lengths = torch.tensor([len(t) for t in text_tokens], device=device)
+    prompt_text_lengths = torch.tensor([len(p) for p in prompt_tokens], device=device)
     return generate_mel(model, tokens, token_lengths, prompts.transpose(1, 2), prompt_lengths, options,
-                        options.max_frames(target_lengths), use_cache, options.min_frames_for(target_lengths))
+                        options.max_frames(target_lengths), use_cache, options.min_frames_for(target_lengths),
+                        prompt_text_lengths)
 
 
 def _pad_stack(items: Sequence[torch.Tensor], device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -24,6 +24,9 @@ weights lambda and beta while making the loss independent of batch size and utte
 * L_stop: binary cross-entropy of the per-step stop logit (1 on the step that holds the last
   frame), with ``stop_pos_weight`` on the positives (one per utterance against hundreds of
   negatives); mean over real steps.
+* With a phoneme pointer (`MelleConfig.phoneme_pointer`), two more: the aligner's forward-sum loss
+  times ``aligner_weight``, and the advance head's cross-entropy against how many phonemes (by the
+  aligner) each next group moved on, mean over real groups, times ``advance_weight``.
 
 Defaults: lambda (kl_weight) = 0.1, as MELLE's as we read it. beta (flux_weight) = 0.05, not
 the 0.5 we read there (the public re-implementation Shy-98/MELLE uses 0.5 too): at 0.5 the
@@ -42,6 +45,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ttsframe.modules.phoneme_pointer import advance_loss
+
 
 @dataclass
 class MellePrediction:
@@ -56,6 +61,9 @@ class MellePrediction:
         stop_logits: (B, S) one per decoder step (S = ceil(T / r)).
         stop_targets: (B, S) float, 1 at each row's last step.
         step_mask: (B, S) bool, True at real steps.
+        aligner_loss: with a phoneme pointer, the aligner's forward-sum loss (scalar); else None.
+        advance: with a phoneme pointer, (logits (B, S - 1, A), moves (B, S - 1) long, mask (B, S - 1)):
+            the advance head of groups 0 .. S - 2 and how many phonemes the next group moved on.
     """
 
     coarse: torch.Tensor
@@ -67,6 +75,8 @@ class MellePrediction:
     stop_logits: torch.Tensor
     stop_targets: torch.Tensor
     step_mask: torch.Tensor
+    aligner_loss: torch.Tensor | None = None
+    advance: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
 
 @dataclass
@@ -75,6 +85,8 @@ class MelleLossConfig:
     flux_weight: float = 0.05  # beta (balance with KL at flux / kl = 0.5 std: see the module docstring)
     stop_weight: float = 1.0  # gamma
     stop_pos_weight: float = 100.0  # BCE weight of the single positive (end) step
+    aligner_weight: float = 1.0  # of the aligner's forward-sum loss (with a phoneme pointer)
+    advance_weight: float = 1.0  # of the advance head's cross-entropy (with a phoneme pointer)
 
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -112,9 +124,10 @@ def melle_loss(prediction: MellePrediction, config: MelleLossConfig | None = Non
     """Every term and the weighted total.
 
     Returns:
-        {"loss", "reg", "reg_coarse", "reg_refined", "kl", "flux", "stop", "stop_accuracy"}:
-        scalars; "reg" = reg_coarse + reg_refined; "loss" = reg + kl_weight * kl +
-        flux_weight * flux + stop_weight * stop. "stop_accuracy" (detached) is the share of real
+        {"loss", "reg", "reg_coarse", "reg_refined", "kl", "flux", "stop", "stop_accuracy"} and, with a
+        phoneme pointer, "aligner", "advance", "advance_accuracy": scalars; "reg" = reg_coarse +
+        reg_refined; "loss" = reg + kl_weight * kl + flux_weight * flux + stop_weight * stop
+        (+ aligner_weight * aligner + advance_weight * advance). "stop_accuracy" (detached) is the share of real
         steps whose stop decision (logit > log stop_pos_weight, generation's rule) is right.
     """
     config = config or MelleLossConfig()
@@ -128,9 +141,16 @@ def melle_loss(prediction: MellePrediction, config: MelleLossConfig | None = Non
     stop = stop_loss(p.stop_logits.float(), p.stop_targets.float(), p.step_mask, config.stop_pos_weight)
     reg = reg_coarse + reg_refined
     total = reg + config.kl_weight * kl + config.flux_weight * flux + config.stop_weight * stop
+    terms = {}
+    if p.aligner_loss is not None:
+        terms["aligner"] = p.aligner_loss
+        total = total + config.aligner_weight * p.aligner_loss
+    if p.advance is not None:
+        terms["advance"], terms["advance_accuracy"] = advance_loss(*p.advance)
+        total = total + config.advance_weight * terms["advance"]
     with torch.no_grad():
         # the decision generation takes: calibrated P(stop) > 0.5, i.e. logit > log(pos_weight)
         right = ((p.stop_logits > math.log(config.stop_pos_weight)) == (p.stop_targets > 0.5)) & p.step_mask
         stop_accuracy = right.sum() / p.step_mask.sum().clamp(min=1)
     return {"loss": total, "reg": reg, "reg_coarse": reg_coarse, "reg_refined": reg_refined, "kl": kl,
-            "flux": flux, "stop": stop, "stop_accuracy": stop_accuracy.float()}
+            "flux": flux, "stop": stop, "stop_accuracy": stop_accuracy.float(), **terms}

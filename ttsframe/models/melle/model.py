@@ -9,6 +9,10 @@ says whether group j is the last; a convolutional post-net (`postnet.py`) refine
 coarse spectrogram into y''. Training is teacher-forced: the input at position j >= 1 is the
 pre-net of the *target* group j - 1. The loss lives in `loss.py`, decoding in `generate.py`.
 
+With ``phoneme_pointer`` (`ttsframe.modules.phoneme_pointer`) a forward-sum aligner trained alongside
+gives group j the phoneme of its middle frame; input j also carries that phoneme's embedding, and an
+advance head on hidden state j predicts how many phonemes group j + 1 moves on.
+
 Normalisation. The model works on per-bin standardised log-mel, (mel - mean) / std, and
 returns log-mel again from `denormalize`. ``mel_mean`` and ``mel_std`` (n_mels,) are buffers,
 so they travel with the weights (checkpoint, release). They start as 0 / 1 (identity) with
@@ -31,10 +35,11 @@ from torch import nn
 from ttsframe.models.melle.latent import LatentSampler, MelPrenet, frames_to_groups, groups_to_frames
 from ttsframe.models.melle.loss import MellePrediction
 from ttsframe.models.melle.postnet import PostNet
+from ttsframe.modules.aligner import AlignerConfig, ForwardSumAligner
 from ttsframe.modules.packing import PackedRows, lengths_to_mask, pack_segments, take_segment
 from ttsframe.modules.kv_cache import KVCache
-from ttsframe.modules import mel_norm
-from ttsframe.modules.stop_head import StopHead
+from ttsframe.modules import mel_norm, phoneme_pointer
+from ttsframe.modules.stop_head import StopHead, scale_gradient
 from ttsframe.modules.transformer import Transformer, TransformerConfig
 
 
@@ -66,12 +71,26 @@ class MelleConfig:
     # model's own teacher-forced prediction of that group (no gradient) instead of the target, so the
     # model learns to continue from frames like the ones it feeds itself in generation.
     self_feed: float = 0.0
+    # Phoneme pointer (`ttsframe.modules.phoneme_pointer`; DiTAR has the same): a forward-sum aligner
+    # trained alongside gives each group a phoneme (that of its middle frame); each transformer input
+    # also carries the embedding of the phoneme of the group it predicts, and an advance head on the
+    # hidden state of group j predicts how many phonemes group j + 1 moves on (0 .. max_advance - 1),
+    # its gradient into the transformer scaled by ``advance_grad_scale``. Generation follows the head
+    # and ends a row once the pointer passes its text.
+    phoneme_pointer: bool = False
+    max_advance: int = 4
+    advance_grad_scale: float = 0.02
+    aligner_d_model: int = 128
 
     def __post_init__(self):
         if not 1 <= self.reduction_factor <= 4:
             raise ValueError(f"reduction_factor must be in 1..4, got {self.reduction_factor}")
         if not 0.0 <= self.self_feed <= 1.0:
             raise ValueError(f"self_feed must be in [0, 1], got {self.self_feed}")
+        if self.max_advance < 2:
+            raise ValueError(f"max_advance must be >= 2, got {self.max_advance}")
+        if not 0.0 <= self.advance_grad_scale <= 1.0:
+            raise ValueError(f"advance_grad_scale must be in [0, 1], got {self.advance_grad_scale}")
 
     @property
     def group_dim(self) -> int:
@@ -111,6 +130,12 @@ class Melle(nn.Module):
         self.stop_head = StopHead(d_model, config.stop_hidden, config.stop_grad_scale)
         self.postnet = PostNet(n_mels, config.postnet_channels, config.postnet_kernel, config.postnet_layers,
                                config.dropout)
+        self.aligner = self.pointer_embedding = self.advance_head = None
+        if config.phoneme_pointer:
+            self.aligner = ForwardSumAligner(AlignerConfig(config.vocab_size, n_mels, config.aligner_d_model))
+            self.pointer_embedding = nn.Embedding(config.vocab_size, d_model)
+            nn.init.normal_(self.pointer_embedding.weight, std=0.02)
+            self.advance_head = nn.Linear(d_model, config.max_advance)
         mel_norm.register_mel_stats(self, n_mels)
 
     # -- normalisation ---------------------------------------------------------------------
@@ -162,9 +187,10 @@ class Melle(nn.Module):
         # Input j is BOS (j = 0) or group j - 1 (the target's, or with self_feed the model's own); the
         # last group is never an input.
         inputs = groups[:, :-1]  # (B, S - 1, rM)
+        aligner_loss, pointers = self.align(tokens, token_lengths, target, frame_lengths, n_steps)  # (), (B, S)
         if self.training and self.config.self_feed > 0 and n_steps > 1:
-            inputs = self._self_fed(tokens, token_lengths, inputs, steps, noise, generator)
-        audio_hidden = self._audio_hidden(tokens, token_lengths, inputs, steps)  # (B, S, D)
+            inputs = self._self_fed(tokens, token_lengths, inputs, steps, noise, generator, pointers)
+        audio_hidden = self._audio_hidden(tokens, token_lengths, inputs, steps, pointers)  # (B, S, D)
         coarse, mu, logvar = self.latent(audio_hidden, noise.to(audio_hidden.dtype))  # (B, S, rM) each
         coarse, mu, logvar = (groups_to_frames(x, r)[:, :n_frames] for x in (coarse, mu, logvar))  # (B, T, M)
         refined = self.postnet(coarse, frame_mask)  # (B, T, M)
@@ -173,19 +199,35 @@ class Melle(nn.Module):
         stop_targets = torch.zeros(batch, n_steps, device=mel.device)
         stop_targets = stop_targets.scatter(1, (steps - 1).clamp(min=0)[:, None], 1.0)
         stop_logits = self.stop_head(audio_hidden)  # (B, S)
-        return MellePrediction(coarse, refined, mu, logvar, target, frame_mask, stop_logits, stop_targets, step_mask)
+        advance = None
+        if pointers is not None:  # group j's head predicts the move to group j + 1 (none after the last)
+            moves = phoneme_pointer.advance_targets(pointers, self.config.max_advance)  # (B, S - 1)
+            logits = self.advance_head(scale_gradient(audio_hidden[:, :-1], self.config.advance_grad_scale))
+            advance = (logits, moves, step_mask[:, 1:])  # (B, S - 1, A), (B, S - 1), (B, S - 1)
+        return MellePrediction(coarse, refined, mu, logvar, target, frame_mask, stop_logits, stop_targets, step_mask,
+                               aligner_loss, advance)
 
-    def _audio_hidden(self, tokens, token_lengths, inputs: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced hidden states of the audio positions: inputs (B, S - 1, rM) -> (B, S, D)."""
-        packed = self._pack(tokens, token_lengths, inputs, steps - 1, pad_left=False)
+    def align(self, tokens, token_lengths, frames, frame_lengths, n_steps: int):
+        """With a phoneme pointer: the aligner's forward-sum loss and each group's phoneme (that of its
+        middle frame), (B, S) long; else (None, None). frames (B, T, M) normalised, zeros past the lengths."""
+        if self.aligner is None:
+            return None, None
+        return phoneme_pointer.aligned_steps(self.aligner, tokens, token_lengths, frames.float(), frame_lengths,
+                                             n_steps, self.config.reduction_factor)
+
+    def _audio_hidden(self, tokens, token_lengths, inputs: torch.Tensor, steps: torch.Tensor,
+                      pointers: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced hidden states of the audio positions: inputs (B, S - 1, rM) -> (B, S, D);
+        pointers (B, S): the phoneme index of each group (with a phoneme pointer)."""
+        packed = self._pack(tokens, token_lengths, inputs, steps - 1, pad_left=False, pointers=pointers)
         hidden = self.transformer(packed.values, packed.positions, packed.padding_mask)  # (B, S_all, D)
         return take_segment(hidden, packed.starts[:, 1], inputs.shape[1] + 1)
 
     @torch.no_grad()
-    def _self_fed(self, tokens, token_lengths, inputs, steps, noise, generator) -> torch.Tensor:
+    def _self_fed(self, tokens, token_lengths, inputs, steps, noise, generator, pointers=None) -> torch.Tensor:
         """inputs (B, S - 1, rM) with a `self_feed` share of its groups replaced by the model's own
         prediction of them from the true history (the coarse group generation would feed back)."""
-        hidden = self._audio_hidden(tokens, token_lengths, inputs, steps)[:, :-1]  # (B, S - 1, D)
+        hidden = self._audio_hidden(tokens, token_lengths, inputs, steps, pointers)[:, :-1]  # (B, S - 1, D)
         predicted = self.latent(hidden, noise[:, :-1].to(hidden.dtype))[0]  # (B, S - 1, rM)
         draw = torch.rand(inputs.shape[:2], generator=generator, device=generator.device if generator else None)
         return torch.where((draw.to(inputs.device) < self.config.self_feed)[..., None], predicted, inputs)
@@ -198,6 +240,7 @@ class Melle(nn.Module):
         groups: torch.Tensor,
         group_lengths: torch.Tensor,
         cache: KVCache | None = None,
+        pointers: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Runs [phonemes ; BOS, groups] (rows left-padded) and returns the last hidden state.
 
@@ -210,27 +253,33 @@ class Melle(nn.Module):
                 in the uncached path the groups generated so far); G may be 0.
             group_lengths: (B,) real groups per row.
             cache: an empty cache from ``self.transformer.new_cache``, or None.
+            pointers: (B, G + 1) the phoneme index (into ``tokens``) of the group each input predicts
+                (groups 0 .. G; a model with ``phoneme_pointer`` needs them).
 
         Returns:
             (B, D) hidden state at each row's last position: it predicts group
             ``group_lengths`` (counting from 0), whose input position is ``group_lengths + 1``.
         """
-        packed = self._pack(tokens, token_lengths, groups, group_lengths, pad_left=True)
+        packed = self._pack(tokens, token_lengths, groups, group_lengths, pad_left=True, pointers=pointers)
         hidden = self.transformer(packed.values, packed.positions, packed.padding_mask, cache=cache)
         return hidden[:, -1]
 
-    def decode_step(self, group: torch.Tensor, positions: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    def decode_step(self, group: torch.Tensor, positions: torch.Tensor, cache: KVCache,
+                    phonemes: torch.Tensor | None = None) -> torch.Tensor:
         """Feeds one group per row after `prefill`.
 
         Args:
             group: (B, r * M) the normalised group predicted at the previous step.
             positions: (B,) its audio positions.
             cache: the cache `prefill` filled; extended in place.
+            phonemes: (B,) ids of the phoneme the next group speaks (a ``phoneme_pointer`` needs them).
 
         Returns:
             (B, D) the hidden state that predicts the next group.
         """
         x = self.prenet(group[:, None])  # (B, 1, D)
+        if self.pointer_embedding is not None:
+            x = x + self.pointer_embedding(phonemes)[:, None].to(x.dtype)
         return self.transformer(x, positions[:, None], cache=cache)[:, -1]
 
     def predict_step(self, hidden: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -242,10 +291,16 @@ class Melle(nn.Module):
         """Post-net over generated frames: (B, T, M) normalised -> (B, T, M), zeros past lengths."""
         return self.postnet(coarse, lengths_to_mask(frame_lengths, coarse.shape[1]))
 
-    def _pack(self, tokens, token_lengths, groups, group_lengths, pad_left: bool) -> PackedRows:
-        """[text ; BOS, prenet(groups)] per row; audio lengths are group_lengths + 1."""
+    def _pack(self, tokens, token_lengths, groups, group_lengths, pad_left: bool, pointers=None) -> PackedRows:
+        """[text ; BOS, prenet(groups)] per row; audio lengths are group_lengths + 1. ``pointers``
+        (B, >= G + 1): the phoneme index of the group each input predicts, whose embedding is added."""
         batch = tokens.shape[0]
         text = self.text_embedding(tokens)  # (B, L, D)
         bos = self.bos.to(text.dtype).expand(batch, 1, -1)  # (B, 1, D)
         audio = torch.cat([bos, self.prenet(groups.to(text.dtype))], dim=1)  # (B, G + 1, D)
+        if self.pointer_embedding is not None:
+            if pointers is None:
+                raise ValueError("this MELLE has a phoneme pointer: pass the pointers of the groups")
+            phonemes = phoneme_pointer.pointer_phonemes(tokens, pointers[:, : audio.shape[1]])  # (B, G + 1)
+            audio = audio + self.pointer_embedding(phonemes).to(audio.dtype)
         return pack_segments([text, audio], [token_lengths, group_lengths + 1], pad_left=pad_left)

@@ -12,7 +12,8 @@ restore) the per-bin mean and std of the log-mel are computed from the first
 and independent of the seed; a resumed run keeps the ones in its checkpoint.
 
 Every `trainer.log_every_n_steps` steps it logs each weighted loss term's gradient norm on the
-transformer's last block (`grad/reg`, `grad/kl`, `grad/flux`, `grad/stop`: `ttsframe.training.grad_norms`).
+transformer's last block (`grad/reg`, `grad/kl`, `grad/flux`, `grad/stop`, and with a phoneme pointer
+`grad/advance`, `grad/aligner`: `ttsframe.training.grad_norms`).
 
 Determinism: the latent sampling draws its eps from a generator seeded by (seed, rank, step,
 micro-batch) in training and (seed, rank, batch index) in validation, so exact resume holds and
@@ -40,7 +41,8 @@ from ttsframe.training.resume import step_generator
 from ttsframe.training.task_logging import log_losses, log_text_reliance
 
 FAMILY = "melle"
-ARCH_OVERRIDES = ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout", "reduction_factor", "self_feed")
+ARCH_OVERRIDES = ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout", "reduction_factor", "self_feed",
+                  "phoneme_pointer", "advance_grad_scale")
 
 
 def model_config(preset: str, vocab_size: int, n_codebooks: int | None = 0, codebook_size: int | None = 0,
@@ -124,6 +126,8 @@ class MelleTask(L.LightningModule):
         c = self.loss_config
         terms = {"reg": metrics["reg"], "kl": c.kl_weight * metrics["kl"], "flux": c.flux_weight * metrics["flux"],
                  "stop": c.stop_weight * metrics["stop"]}
+        if "advance" in metrics:  # a phoneme pointer
+            terms.update(advance=c.advance_weight * metrics["advance"], aligner=c.aligner_weight * metrics["aligner"])
         log_term_gradients(self, terms, last_layer(self.model.transformer).parameters())
         return metrics["loss"]
 

@@ -14,9 +14,9 @@ from ttsframe.models.melle.presets import melle_tiny
 VOCAB, M = 12, 16
 
 
-def model(r=1):
+def model(r=1, **changes):
     torch.manual_seed(0)
-    net = Melle(dataclasses.replace(melle_tiny(VOCAB, n_mels=M), reduction_factor=r))
+    net = Melle(dataclasses.replace(melle_tiny(VOCAB, n_mels=M), reduction_factor=r, **changes))
     net.set_mel_stats(torch.linspace(-6, -3, M), torch.linspace(1, 2, M))
     return net.eval()
 
@@ -132,3 +132,60 @@ def test_synthesize_mel_returns_target_only():
         synthesize_mel(net, text, prompt_text[:1], prompt_mels, options)
     with pytest.raises(ValueError, match="temperature"):
         MelleSamplingOptions(temperature=-1)
+
+
+def set_advance(net, move):
+    """Makes the advance head predict ``move`` phonemes per group (almost surely)."""
+    with torch.no_grad():
+        net.advance_head.weight.zero_()
+        net.advance_head.bias.fill_(-30.0)
+        net.advance_head.bias[move] = 30.0
+
+
+@pytest.mark.parametrize("r", [1, 2])
+def test_a_pointer_model_starts_at_the_target_and_ends_past_its_text(r):
+    from ttsframe.models.melle.generate import _prompt_groups, _start_pointers
+
+    net = model(r, phoneme_pointer=True)
+    set_stop(net, -50.0)  # only the pointer ends a row
+    tokens, token_lengths, prompt, prompt_lengths = inputs()
+    spoken = torch.tensor([3, 0, 1])  # phonemes the prompts speak
+    _, prompt_steps = _prompt_groups(net, prompt, prompt_lengths)
+    start, pointers = _start_pointers(net, tokens, token_lengths, prompt, prompt_steps, spoken)
+    assert start.tolist() == [3, 0, 1] and pointers.shape == (3, int(prompt_steps.max()) + 1)
+    assert pointers[0, int(prompt_steps[0])] == 3 and pointers[1, 0] == 0 and (pointers[0] <= 3).all()
+    # one phoneme per group: a row ends at the group after which the pointer passes its text
+    set_advance(net, 1)
+    options = MelleSamplingOptions(temperature=0.0, max_frames_per_token=10)
+    out = generate_mel(net, tokens, token_lengths, prompt, prompt_lengths, options, prompt_text_lengths=spoken)
+    assert [len(x) for x in out] == [r * (n - s) for n, s in zip(token_lengths.tolist(), spoken.tolist())]
+    # it never stops before its min_frames, and a pointer that stays puts its budget to use
+    floor = torch.full((3,), 4 * r)
+    out = generate_mel(net, tokens, token_lengths, prompt, prompt_lengths, options, min_frames=floor,
+                       prompt_text_lengths=spoken)
+    assert [len(x) for x in out] == [max(r * (n - s), 4 * r) for n, s in zip(token_lengths.tolist(), spoken.tolist())]
+    set_advance(net, 0)
+    out = generate_mel(net, tokens, token_lengths, prompt, prompt_lengths, options, prompt_text_lengths=spoken)
+    assert [len(x) for x in out] == (10 * token_lengths).tolist()
+
+
+@pytest.mark.parametrize("r", [1, 2])
+def test_a_pointer_model_s_cached_generation_equals_uncached(r):
+    net = model(r, phoneme_pointer=True)
+    set_stop(net, -50.0)
+    with torch.no_grad():
+        net.advance_head.bias.copy_(torch.tensor([1.0, 0.5, -1.0, -2.0]))  # a fractional expected move
+    tokens, token_lengths, prompt, prompt_lengths = inputs()
+    spoken = torch.tensor([2, 0, 1])
+    for options in (MelleSamplingOptions(temperature=0.0, max_frames_per_token=4),
+                    MelleSamplingOptions(temperature=1.0, max_frames_per_token=4, seed=3)):
+        cached = generate_mel(net, tokens, token_lengths, prompt, prompt_lengths, options, prompt_text_lengths=spoken)
+        uncached = generate_mel(net, tokens, token_lengths, prompt, prompt_lengths, options, use_cache=False,
+                                prompt_text_lengths=spoken)
+        assert [len(x) for x in cached] == [len(x) for x in uncached]
+        for a, b in zip(cached, uncached):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    # synthesize_mel (the synthesizer's entry) runs the pointer from the target's first phoneme
+    out = synthesize_mel(net, [torch.tensor([3, 4, 5])], [torch.tensor([7, 8])], [torch.randn(8, M) - 4],
+                         MelleSamplingOptions(temperature=0, max_frames_per_token=3))
+    assert 0 < len(out[0]) <= 9

@@ -74,3 +74,17 @@ def test_total_is_the_weighted_sum_and_gradients_flow():
         grad = getattr(p, name).grad
         assert grad is not None and grad.abs().sum() > 0, name
     assert (p.mu.grad[1, 3:] == 0).all() and (p.coarse.grad[1, 3:] == 0).all()  # padding gets no gradient
+
+
+def test_pointer_terms_join_the_total_with_their_weights():
+    p = prediction(1)
+    logits = torch.tensor([[[2.0, 0.0], [0.0, 2.0], [5.0, -5.0]]])  # (1, 3, 2)
+    moves, mask = torch.tensor([[0, 1, 1]]), torch.tensor([[True, True, False]])
+    plain = melle_loss(p)
+    p.aligner_loss, p.advance = torch.tensor(0.8), (logits, moves, mask)
+    m = melle_loss(p, MelleLossConfig(aligner_weight=0.5, advance_weight=2.0))
+    expected = -torch.log_softmax(torch.tensor([2.0, 0.0]), 0)[0]  # both real steps are right, with the same margin
+    torch.testing.assert_close(m["advance"], expected)
+    assert float(m["advance_accuracy"]) == 1.0 and m["aligner"] is p.aligner_loss
+    torch.testing.assert_close(m["loss"], plain["loss"] + 0.5 * 0.8 + 2.0 * expected)
+    assert "advance" not in plain and "aligner" not in plain

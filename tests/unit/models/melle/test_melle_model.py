@@ -52,9 +52,9 @@ def test_groups_round_trip_with_padding():
     assert (back[:, 7:] == 0).all()
 
 
-@pytest.mark.parametrize("r", [1, 4])
-def test_padding_and_other_rows_change_nothing(r):
-    net = model(r).eval()
+@pytest.mark.parametrize("r,pointer", [(1, False), (4, False), (2, True)])
+def test_padding_and_other_rows_change_nothing(r, pointer):
+    net = model(r, phoneme_pointer=pointer).eval()
     tokens, token_lengths, mel, frame_lengths = batch()
     steps, big_steps = -(-13 // r), -(-22 // r)
     noise = torch.randn(3, big_steps, r * M, generator=torch.Generator().manual_seed(5))
@@ -126,3 +126,36 @@ def test_self_feed_replaces_inputs_with_own_predictions_in_training_only(r):
     torch.testing.assert_close(run(plain).mu, run(fed).mu)  # evaluation never self-feeds
     with pytest.raises(ValueError, match="self_feed"):
         MelleConfig(vocab_size=VOCAB, self_feed=1.5)
+
+
+@pytest.mark.parametrize("r", [1, 2])
+def test_a_phoneme_pointer_aligns_each_group_and_trains_the_advance_head(r):
+    tokens, token_lengths, mel, frame_lengths = batch()
+    net = model(r, phoneme_pointer=True)
+    p = net(tokens, token_lengths, mel, frame_lengths, generator=torch.Generator().manual_seed(1))
+    steps = -(-13 // r)
+    assert p.coarse.shape == (3, 13, M) and p.stop_logits.shape == (3, steps)
+    logits, moves, mask = p.advance
+    assert logits.shape == (3, steps - 1, 4) and moves.shape == mask.shape == (3, steps - 1)
+    assert mask.sum(1).tolist() == [-(-n // r) - 1 for n in (13, 6, 9)]
+    assert ((moves >= 0) & (moves <= 3)).all() and p.aligner_loss.ndim == 0
+    # each group's phoneme is its middle frame's, monotonic and within the row's text
+    _, aligned = net.align(tokens, token_lengths, p.target, frame_lengths, steps)  # (B, S)
+    assert aligned.shape == (3, steps) and (aligned[:, 1:] >= aligned[:, :-1]).all()
+    assert (aligned <= (token_lengths - 1)[:, None]).all() and (aligned[:, 0] == 0).all()
+    # the advance and aligner terms reach their parameters
+    p.advance[0].sum().backward(retain_graph=True)
+    p.aligner_loss.backward()
+    assert net.advance_head.weight.grad.abs().sum() > 0 and net.aligner.query_encoder[0].weight.grad.abs().sum() > 0
+    # the pointer's phoneme enters the transformer: other pointers, other states
+    net.eval()
+    inputs, lengths = frames_to_groups(net.normalize(mel), r)[:, :-1], -(-frame_lengths // r)
+    with torch.no_grad():
+        a = net._audio_hidden(tokens, token_lengths, inputs, lengths, aligned)
+        b = net._audio_hidden(tokens, token_lengths, inputs, lengths, (aligned + 1).clamp(max=2))
+    assert not torch.allclose(a[:, 1:], b[:, 1:])
+    with pytest.raises(ValueError, match="phoneme pointer"):
+        net._audio_hidden(tokens, token_lengths, inputs, lengths)
+    with pytest.raises(ValueError, match="max_advance"):
+        MelleConfig(vocab_size=VOCAB, max_advance=1)
+    assert model(r).advance_head is None and model(r).aligner is None

@@ -117,3 +117,20 @@ def test_validation_logs_text_reliance():
     [metrics] = trainer.validate(task, Batches([collate(samples())]), verbose=False)
     assert metrics["val/text_reliance"] == pytest.approx(metrics["val/reg_other_text"] - metrics["val/reg"], abs=1e-6)
     assert metrics["val/text_reliance"] != 0.0  # the random model's regression moves with its text
+
+
+def test_a_pointer_model_trains_and_logs_its_terms_and_their_gradients():
+    torch.manual_seed(0)
+    config = model_config("melle_tiny", vocab_size=VOCAB, d_model=32, ffn_dim=64, reduction_factor=2,
+                          phoneme_pointer=True, advance_grad_scale=0.02)
+    assert config["phoneme_pointer"] and config["advance_grad_scale"] == 0.02
+    task = MelleTask(model_config=config, optim=OPTIM, seed=1, loss={"advance_weight": 0.5})
+    before = {k: v.clone() for k, v in task.model.named_parameters()}
+    trainer = L.Trainer(accelerator="cpu", max_steps=2, logger=False, enable_checkpointing=False, log_every_n_steps=1,
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    task.model.set_mel_stats(torch.full((M,), -5.0), torch.full((M,), 2.0))
+    trainer.fit(task, train_dataloaders=Batches([collate(samples(seed=i)) for i in range(2)]))
+    unchanged = [k for k, v in task.model.named_parameters() if torch.equal(before[k], v)]
+    assert not unchanged, unchanged
+    logged = set(trainer.callback_metrics)
+    assert {"train/advance", "train/aligner", "grad/advance", "grad/aligner", "grad/reg"} <= logged, logged

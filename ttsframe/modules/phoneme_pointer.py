@@ -1,0 +1,116 @@
+"""A phoneme pointer for autoregressive frame models (VALL-E R's monotonic alignment, as we read it).
+
+Each decoder step s (a MELLE group, a DiTAR patch) of ``size`` frames speaks one phoneme: the one a
+forward-sum aligner (`ttsframe.modules.aligner`) gives its middle frame. The LM input that predicts
+step s also carries that phoneme's embedding, and an advance head on the LM state of step s predicts
+how many phonemes step s + 1 moves on (0 .. max_advance - 1), trained with cross-entropy.
+
+Generation: the prompt's steps are aligned to the prompt's phonemes, the target starts at the first
+target phoneme, and after each step the pointer moves on by the advance head's *expected* move (kept
+with its fraction, floored to a phoneme: a step is shorter than most phonemes, so "stay" is the
+likeliest move at nearly every step and the argmax would never move on), never past the text; a row
+ends once the pointer passes its last phoneme.
+
+These are the pieces the families share; each family wires them into its own model and loop.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ttsframe.modules.aligner import ForwardSumAligner, monotonic_alignment
+
+
+def aligned_steps(aligner: ForwardSumAligner, text: torch.Tensor, text_lengths: torch.Tensor,
+                  frames: torch.Tensor, frame_lengths: torch.Tensor, n_steps: int,
+                  size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The aligner's forward-sum loss and each step's phoneme (that of its middle frame).
+
+    Args:
+        text: (B, L) phonemes; text_lengths: (B,).
+        frames: (B, T, D) standardised frames, zeros past ``frame_lengths`` (B,).
+        n_steps: N, steps per row (ceil(T / size) or fewer); size: frames per step.
+
+    Returns:
+        scalar loss, and (B, N) long phoneme index of each step.
+    """
+    log_alignment = aligner.log_alignment(text, text_lengths, frames, frame_lengths)  # (B, T, L)
+    loss = aligner.forward_sum_loss(log_alignment, text_lengths, frame_lengths)
+    path = monotonic_alignment(log_alignment.detach(), text_lengths, frame_lengths)  # (B, T)
+    middle = (torch.arange(n_steps, device=path.device) * size + size // 2).clamp(max=path.shape[1] - 1)
+    return loss, path[:, middle]
+
+
+def pointer_phonemes(text: torch.Tensor, pointers: torch.Tensor) -> torch.Tensor:
+    """(B, L) phonemes, (B, N) indices into them (clamped to the row) -> (B, N) phoneme ids."""
+    return text.gather(1, pointers.clamp(0, text.shape[1] - 1))
+
+
+def advance_targets(pointers: torch.Tensor, max_advance: int) -> torch.Tensor:
+    """(B, N) phoneme index per step -> (B, N - 1) long, the move from step s to s + 1, clamped
+    to 0 .. max_advance - 1 (the advance head's classes)."""
+    return (pointers[:, 1:] - pointers[:, :-1]).clamp(0, max_advance - 1)
+
+
+def advance_loss(logits: torch.Tensor, moves: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy of the advance head, mean over real steps, and its (detached) accuracy.
+
+    Args:
+        logits: (B, N - 1, A); moves: (B, N - 1) long targets; mask: (B, N - 1) bool, real steps.
+    """
+    per_step = F.cross_entropy(logits.float().transpose(1, 2), moves, reduction="none")  # (B, N - 1)
+    count = mask.sum().clamp(min=1)
+    loss = per_step[mask].sum() / count
+    with torch.no_grad():
+        accuracy = ((logits.argmax(-1) == moves) & mask).sum() / count
+    return loss, accuracy.float()
+
+
+def expected_advance(logits: torch.Tensor) -> torch.Tensor:
+    """(B, A) advance logits -> (B,) float, the expected move sum_a a * p(a)."""
+    moves = torch.arange(logits.shape[-1], device=logits.device, dtype=torch.float32)
+    return logits.float().softmax(dim=-1) @ moves
+
+
+def start_pointers(text_lengths: torch.Tensor, prompt_text_lengths: torch.Tensor | None, n_prompt: torch.Tensor,
+                   align: Callable[[torch.Tensor, int], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where generation starts: (B,) the first target phoneme, and (B, G + 1) the pointers of the
+    prefill's inputs (input i predicts prompt step i: the aligner's phoneme for each of the G prompt
+    steps, then the start at input ``n_prompt``).
+
+    Args:
+        text_lengths: (B,) phonemes of prompt text + target text.
+        prompt_text_lengths: (B,) phonemes the prompt speaks (None: 0).
+        n_prompt: (B,) whole prompt steps.
+        align: (spoken (B,) >= 1, G) -> (B, G) the aligned phoneme of each prompt step.
+    """
+    batch, device = text_lengths.shape[0], text_lengths.device
+    spoken = torch.zeros(batch, dtype=torch.long, device=device) if prompt_text_lengths is None else \
+        prompt_text_lengths.to(device).long()
+    start = torch.minimum(spoken, text_lengths - 1)  # (B,)
+    width = int(n_prompt.max()) if batch else 0
+    pointers = torch.zeros(batch, width + 1, dtype=torch.long, device=device)
+    if width:
+        pointers[:, :width] = torch.minimum(align(spoken.clamp(min=1), width), start[:, None])
+    pointers = pointers.scatter(1, n_prompt.long().to(device)[:, None], start[:, None])
+    return start, pointers
+
+
+def move_pointer(position: torch.Tensor, logits: torch.Tensor, text: torch.Tensor,
+                 text_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One generation step of the pointer.
+
+    Args:
+        position: (B,) float, the pointer with its fraction; logits: (B, A) the advance head's.
+        text: (B, L) phonemes; text_lengths: (B,).
+
+    Returns:
+        the new position (B,) float, the pointer (B,) long (never past the text), its phoneme ids
+        (B,), and (B,) bool: the position passed the row's last phoneme.
+    """
+    position = position + expected_advance(logits)
+    pointer = torch.minimum(position.floor().long(), text_lengths - 1)
+    return position, pointer, text.gather(1, pointer[:, None])[:, 0], position >= text_lengths
