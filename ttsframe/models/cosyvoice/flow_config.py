@@ -60,19 +60,3 @@ class FlowConfig:
         return TransformerConfig(d_model=self.d_model, n_heads=self.n_heads, n_layers=n_layers,
                                  ffn_dim=self.ffn_dim, dropout=self.dropout, causal=False,
                                  activation=self.activation, cond_dim=cond_dim)
-
-
-def build_flow(fields: dict):
-    """The flow decoder of a config's fields: `CosyVoice2Flow` where they name architecture
-    "cosyvoice2" (the released CosyVoice 2 flow), else our DiT `CosyVoiceFlow` (whose configs
-    name none)."""
-    fields = dict(fields)
-    if fields.get("architecture") == "cosyvoice2":
-        from ttsframe.models.cosyvoice.flow_cosyvoice2 import CosyVoice2Flow, CosyVoice2FlowConfig
-
-        return CosyVoice2Flow(CosyVoice2FlowConfig(**fields))
-    if "architecture" in fields:
-        raise ValueError(f"unknown flow architecture {fields['architecture']!r}; valid: cosyvoice2 (or none: the DiT)")
-    from ttsframe.models.cosyvoice.flow import CosyVoiceFlow
-
-    return CosyVoiceFlow(FlowConfig(**fields))

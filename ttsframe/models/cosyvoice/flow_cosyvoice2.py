@@ -6,7 +6,7 @@
     guidance 0.7 (conditions mu, speaker and prompt mel zeroed together) -> mel (B, M, T)
 
 It sits beside our DiT flow (`flow.py`) as the cosyvoice family's second flow architecture
-(`flow_config.build_flow` builds either from its config fields; presets `cosyvoice2_release` and
+(`flow_build.build_flow` builds either from its config fields; presets `cosyvoice2_release` and
 `cosyvoice2_tiny` here); `load_flow_checkpoint` reads the released `flow.pt`. Mel frames are
 channels-first (B, M, T) inside, as the estimator and the release compute them; `generate` (one
 utterance, the reference's call) takes and returns (T, M), and `sample` / `forward` have the DiT
@@ -67,7 +67,7 @@ class CosyVoice2FlowConfig:
     prompt_max_ratio: float = 0.3  # longest prefix, as a share of the row's frames
     streaming_prob: float = 0.5  # batches under the chunk masks
     t_schedule: str = "cosine"
-    architecture: str = "cosyvoice2"  # what `flow_config.build_flow` builds from these fields
+    architecture: str = "cosyvoice2"  # what `flow_build.build_flow` builds from these fields
 
     @property
     def frames_per_token(self) -> int:

@@ -17,7 +17,7 @@ audio while the LM is still decoding. Build it from training outputs with `from_
 or from a release folder with `from_release` (= `ttsframe.load_release`). No Lightning here.
 
 The flow is our DiT (`CosyVoiceFlow`) or CosyVoice 2's released architecture (`CosyVoice2Flow`,
-`flow_config.build_flow` picks by its config); the text frontend may be a BPE tokenizer with its
+`flow_build.build_flow` picks by its config); the text frontend may be a BPE tokenizer with its
 own vocabulary (the `bpe` frontend: Qwen's, for CosyVoice 2's LM); the vocoder may be HiFT. A
 release carries every file these need: the speech tokenizer's (its ONNX file too), the speaker
 model's (campplus.onnx), the BPE tokenizer's (`text_tokenizer/`), each hard-linked where it can be.
@@ -45,7 +45,7 @@ from ttsframe.inference.prompt import prepare_prompts
 from ttsframe.inference.request import DEFAULT_MAX_PROMPT_SECONDS, PROMPT_BATCH_SECONDS, SynthesisItem
 from ttsframe.inference.text import check_frontend, text_token_ids
 from ttsframe.inference.timing import PartTimer
-from ttsframe.models.cosyvoice.flow_config import build_flow
+from ttsframe.models.cosyvoice.flow_build import build_flow
 from ttsframe.models.cosyvoice.lm import LMConfig, SpeechLM
 from ttsframe.models.cosyvoice.lm_generate import generate
 from ttsframe.models.cosyvoice.sampling import CosyVoiceSamplingOptions

@@ -25,7 +25,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from ttsframe.data.collate import Batch
 from ttsframe.data.dataset import ShardStream
-from ttsframe.models.cosyvoice.flow_config import build_flow
+from ttsframe.models.cosyvoice.flow_build import build_flow
 from ttsframe.models.cosyvoice.flow_loss import flow_loss
 from ttsframe.models.cosyvoice.presets import check_shards_and_overrides, family_preset
 from ttsframe.models.cosyvoice.pretrained import check_shards, pretrained_part

@@ -91,7 +91,7 @@ def test_batched_sample_is_generate_row_by_row(flow):
 def test_training_prediction_and_a_step_that_learns():
     """forward cuts rows to 2 x tokens, leaves the prompt prefix out of the loss, replays its draws,
     and a few steps on one batch lower the CFM loss (both the encoder and the estimator get gradient)."""
-    from ttsframe.models.cosyvoice.flow_config import build_flow
+    from ttsframe.models.cosyvoice.flow_build import build_flow
     from ttsframe.models.cosyvoice.flow_loss import draw_step, flow_loss
 
     torch.manual_seed(0)
