@@ -9,6 +9,7 @@ valid keys.
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from pathlib import Path
 from typing import Any, Callable
@@ -21,6 +22,7 @@ from ttsframe.config.schema import RecipeConfig, TextConfig
 from ttsframe.config.training import LauncherConfig, ModelConfig, TrainerConfig
 from ttsframe.errors import ConfigError
 
+INTERPOLATION = re.compile(r"\$\{([\w.]+)\}")  # a plain `${group.key}` reference
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO_ROOT / "configs"
 RECIPE_DIR = REPO_ROOT / "recipes"
@@ -267,5 +269,27 @@ def load_run_config(recipe: str, overrides: list[str] = ()) -> DictConfig:
     if unused:
         raise ConfigError(f"command line: overrides for group(s) {sorted(unused)} that this recipe does not use")
     cfg = OmegaConf.create(root)
+    check_null_references(cfg)
     OmegaConf.resolve(cfg)
     return cfg
+
+
+def check_null_references(cfg: DictConfig) -> None:
+    """A path built from a key left null (`${model.init_from}/hift.pt` with `model.init_from=null`)
+    would read "None/hift.pt": fail first, naming the key to set."""
+
+    def walk(node, prefix: str) -> None:
+        is_list = isinstance(node, ListConfig)
+        for key in (range(len(node)) if is_list else node.keys()):
+            name = f"{prefix}[{key}]" if is_list else f"{prefix}.{key}" if prefix else str(key)
+            if OmegaConf.is_interpolation(node, key):
+                raw = node._get_node(key)._value()  # the text with its ${...}, unresolved
+                refs = INTERPOLATION.findall(raw)
+                for ref in refs if raw not in {f"${{{r}}}" for r in refs} else ():  # a bare ${x} may be null
+                    if OmegaConf.select(cfg, ref, throw_on_missing=False) is None:
+                        raise ConfigError(f"`{name}` is {raw!r}, but `{ref}` is null: set {ref}=<...> on the "
+                                          "command line")
+            elif OmegaConf.is_config(node[key]):
+                walk(node[key], name)
+
+    walk(cfg, "")

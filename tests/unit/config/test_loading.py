@@ -57,3 +57,11 @@ def test_unknown_top_level_override():
         parse_overrides(["nonsense=1"])
     with pytest.raises(ConfigError, match="not key=value"):
         parse_overrides(["data"])
+
+
+def test_a_path_built_from_a_null_key_names_the_key_to_set():
+    with pytest.raises(ConfigError) as err:
+        load_run_config("cosyvoice2_finetune", ["model.init_from=null"])
+    assert "`model.init_from` is null" in str(err.value) and "campplus.onnx" in str(err.value)
+    cfg = load_run_config("cosyvoice2_finetune", ["model.init_from=/models/cv2"])
+    assert cfg.vocoder.checkpoint == "/models/cv2/hift.pt"
