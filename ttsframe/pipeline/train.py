@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import inspect
 import json
 import os
@@ -221,7 +222,13 @@ def workers_run_this_stage(cfg: DictConfig, ctx):
 
 def train(cfg: DictConfig, ctx, task: type) -> dict:
     with training_threads(cfg.trainer.threads):
-        return train_model(cfg, ctx, task)
+        try:
+            return train_model(cfg, ctx, task)
+        finally:
+            # The trainer's loader iterators sit in reference cycles: freed here, their workers stop
+            # now, not when a worker process the next stage forks garbage-collects its copy of them
+            # ("AssertionError: can only test a child process" in the next stage's log).
+            gc.collect()
 
 
 def train_model(cfg: DictConfig, ctx, task: type) -> dict:

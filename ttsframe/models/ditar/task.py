@@ -19,7 +19,8 @@ Every `trainer.log_every_n_steps` steps it logs each weighted loss term's gradie
 LM's last block (`grad/diffusion`, `grad/stop`, ...: `ttsframe.training.grad_norms`).
 
 Validation also scores text reliance (`ttsframe.training.task_logging`): the diffusion loss with
-another row's text, same draws, minus the loss with the row's own (`val/text_reliance`).
+another row's text, same draws, minus the loss with the row's own (`val/text_reliance`); with a
+regression prior, the same for the prior's error (`val/prior_text_reliance`).
 """
 
 from __future__ import annotations
@@ -127,10 +128,17 @@ class DiTARTask(L.LightningModule):
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         metrics, options = self.step(batch, batch_idx, "val")
 
+        with_other_text = {}
+
         def diffusion_with(text: torch.Tensor, text_lengths: torch.Tensor) -> torch.Tensor:
-            return ditar_loss(self.predict(batch, "val", batch_idx, text, text_lengths), self.loss_config)["diffusion"]
+            with_other_text.update(ditar_loss(self.predict(batch, "val", batch_idx, text, text_lengths),
+                                              self.loss_config))
+            return with_other_text["diffusion"]
 
         log_text_reliance(self, batch, metrics["diffusion"], diffusion_with, options, term="diffusion")
+        if "prior" in with_other_text:  # the LM's own regression of the patch, as MELLE's `reg`
+            self.log("val/prior_other_text", with_other_text["prior"].detach(), **options)
+            self.log("val/prior_text_reliance", (with_other_text["prior"] - metrics["prior"]).detach(), **options)
 
     def sample_features(self, batch: Batch, max_items: int) -> list[tuple[str, torch.Tensor]]:
         """Audio samples of validation (see `ttsframe.training.audio_samples`)."""

@@ -35,9 +35,9 @@ def trainer(steps=3):
                      enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
 
 
-def make_task(**kwargs):
+def make_task(config=CONFIG, **kwargs):
     torch.manual_seed(0)
-    task = DiTARTask(model_config=CONFIG, optim=OPTIM, seed=1, **kwargs)
+    task = DiTARTask(model_config=config, optim=OPTIM, seed=1, **kwargs)
     task.model.set_mel_stats(torch.full((M,), -5.0), torch.full((M,), 2.0))
     return task
 
@@ -64,6 +64,14 @@ def test_validation_logs_the_terms_and_text_reliance():
     # rows that all share their text: nothing to compare with, nothing logged
     [same] = trainer().validate(task, loader(batch(same_text=True)), verbose=False)
     assert "val/text_reliance" not in same and "val/diffusion" in same
+    assert "val/prior_text_reliance" not in metrics  # no regression prior
+
+
+def test_with_a_regression_prior_validation_logs_its_text_reliance_too():
+    task = make_task({**CONFIG, "regression_prior": True})
+    [metrics] = trainer().validate(task, loader(batch()), verbose=False)
+    assert metrics["val/prior_text_reliance"] == pytest.approx(metrics["val/prior_other_text"] - metrics["val/prior"])
+    assert metrics["val/prior_other_text"] != pytest.approx(metrics["val/prior"])  # the prior reads the text
 
 
 def test_checkpoint_contract(tmp_path):
