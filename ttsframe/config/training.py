@@ -37,7 +37,7 @@ class ModelConfig:
     ffn_dim: int | None = None
     dropout: float | None = None
     reduction_factor: int | None = None  # MELLE: mel frames per decoder step (1..4)
-    self_feed: float | None = None  # MELLE: share of training inputs that are the model's own prediction
+    self_feed: float | None = None  # MELLE, DiTAR (with regression_prior): share of training inputs that are the model's own prediction
     input_noise: float | None = None  # VALL-E AR: share of input codes replaced by random ones in training
     patch_size: int | None = None  # DiTAR: frames per LM step (1, 2, 4 or 8)
     history: int | None = None  # DiTAR: patches before the target that LocDiT reads

@@ -261,6 +261,32 @@ def test_a_regression_prior_sets_locdit_s_target_to_the_residual():
     assert model().prior(torch.zeros(2, net.config.d_model)) is None
 
 
+def test_self_feed_gives_the_lm_the_prior_s_own_patches_in_training_only():
+    net = model(regression_prior=True, self_feed=1.0)
+    calls, lm_hidden = [], net.lm_hidden
+
+    def spy(text, text_lengths, patches, *rest):  # records what the LM reads, and its states
+        hidden, attention = lm_hidden(text, text_lengths, patches, *rest)
+        calls.append((patches, hidden))
+        return hidden, attention
+
+    net.lm_hidden = spy
+    tokens, token_lengths, mel, frame_lengths = batch()
+    true, frame_mask = frames_to_patches(*net.to_frames(mel, frame_lengths), net.config.patch_size)
+    net.train()(tokens, token_lengths, mel, frame_lengths, generator=torch.Generator().manual_seed(0))
+    (first, hidden), (fed, _) = calls
+    assert torch.equal(first, true)
+    torch.testing.assert_close(fed, net.prior(hidden) * frame_mask[..., None])  # every patch the prior's
+    assert not torch.allclose(fed, true)
+    calls.clear()
+    net.eval()(tokens, token_lengths, mel, frame_lengths, generator=torch.Generator().manual_seed(0))
+    assert len(calls) == 1 and torch.equal(calls[0][0], true)
+    with pytest.raises(ValueError, match="regression_prior"):
+        model(self_feed=0.5)
+    with pytest.raises(ValueError, match="self_feed"):
+        model(regression_prior=True, self_feed=1.5)
+
+
 def test_history_dropout_hides_locdit_s_history_for_a_share_of_training_patches():
     net = model(history_dropout=0.5)
     seen = []
