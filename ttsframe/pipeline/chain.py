@@ -169,7 +169,8 @@ def submit_chain(cfg: DictConfig, stages: list[dict], start: int, stop: int, for
         name = stage["name"]
         done = None if force else done_summary(cfg, index, stage, exp_dir)
         if done:
-            print(f"stage {index} {name}: already done ({stage_dir(exp_dir, stage)}); skipping (add force=1 to redo)")
+            print(f"stage {index} {name}: already done ({stage_dir(exp_dir, stage)}); skipping "
+                  "(to redo it: force=1 with make, --force with python -m ttsframe run)")
             summaries.append({"stage": index, "name": name, "skipped": True, **done.get("summary", {})})
             continue
         if running := running_job(record, name):  # never two jobs for one stage

@@ -73,7 +73,8 @@ def run_stage(cfg: DictConfig, index: int, stage: dict, exp_dir: Path, force: bo
     if marker.is_file() and not force:
         done = json.loads(marker.read_text())
         if done.get("fingerprint") == stamp:
-            print(f"stage {index} {name}: already done ({ctx.out_dir}); skipping (add force=1 to redo)")
+            print(f"stage {index} {name}: already done ({ctx.out_dir}); skipping "
+                  "(to redo it: force=1 with make, --force with python -m ttsframe run)")
             return {"stage": index, "name": name, "skipped": True, **done.get("summary", {})}
         print(f"stage {index} {name}: config changed since it ran; running again")
     marker.unlink(missing_ok=True)
