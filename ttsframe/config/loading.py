@@ -149,23 +149,22 @@ def validated(schema: type, layers: list[tuple[str, dict]], prefix: str) -> Dict
     return node
 
 
+def config_keys(node, prefix: str = ""):
+    """Every key under `node`, depth first, without resolving interpolations (a recipe's may name
+    another group, e.g. `${model.init_from}/hift.pt`, resolved once the run's config has every
+    group): (dotted name, its parent node, its key)."""
+    is_list = isinstance(node, ListConfig)
+    for key in (range(len(node)) if is_list else node.keys()):
+        name = f"{prefix}[{key}]" if is_list else f"{prefix}.{key}" if prefix else str(key)
+        yield name, node, key
+        if not OmegaConf.is_missing(node, key) and not OmegaConf.is_interpolation(node, key) \
+                and OmegaConf.is_config(node[key]):
+            yield from config_keys(node[key], name)
+
+
 def missing_keys(node: DictConfig) -> list[str]:
-    """The keys left at `???`, sorted: `OmegaConf.missing_keys` without resolving interpolations (a
-    recipe's may name another group, e.g. `${model.init_from}/hift.pt`, resolved once the run's
-    config has every group)."""
-    found = []
-
-    def walk(cfg, prefix: str) -> None:
-        is_list = isinstance(cfg, ListConfig)
-        for key in (range(len(cfg)) if is_list else cfg.keys()):
-            name = f"{prefix}[{key}]" if is_list else f"{prefix}.{key}" if prefix else str(key)
-            if OmegaConf.is_missing(cfg, key):
-                found.append(name)
-            elif not OmegaConf.is_interpolation(cfg, key) and OmegaConf.is_config(cfg[key]):
-                walk(cfg[key], name)
-
-    walk(node, "")
-    return sorted(found)
+    """The keys left at `???`, sorted: `OmegaConf.missing_keys` without resolving interpolations."""
+    return sorted(name for name, parent, key in config_keys(node) if OmegaConf.is_missing(parent, key))
 
 
 def load_group(group: str, choice: str, extra: list[tuple[str, dict]] = ()) -> DictConfig:
@@ -277,19 +276,13 @@ def load_run_config(recipe: str, overrides: list[str] = ()) -> DictConfig:
 def check_null_references(cfg: DictConfig) -> None:
     """A path built from a key left null (`${model.init_from}/hift.pt` with `model.init_from=null`)
     would read "None/hift.pt": fail first, naming the key to set."""
-
-    def walk(node, prefix: str) -> None:
-        is_list = isinstance(node, ListConfig)
-        for key in (range(len(node)) if is_list else node.keys()):
-            name = f"{prefix}[{key}]" if is_list else f"{prefix}.{key}" if prefix else str(key)
-            if OmegaConf.is_interpolation(node, key):
-                raw = node._get_node(key)._value()  # the text with its ${...}, unresolved
-                refs = INTERPOLATION.findall(raw)
-                for ref in refs if raw not in {f"${{{r}}}" for r in refs} else ():  # a bare ${x} may be null
-                    if OmegaConf.select(cfg, ref, throw_on_missing=False) is None:
-                        raise ConfigError(f"`{name}` is {raw!r}, but `{ref}` is null: set {ref}=<...> on the "
-                                          "command line")
-            elif OmegaConf.is_config(node[key]):
-                walk(node[key], name)
-
-    walk(cfg, "")
+    for name, parent, key in config_keys(cfg):
+        if not OmegaConf.is_interpolation(parent, key):
+            continue
+        raw = parent._get_node(key)._value()  # the text with its ${...}, unresolved
+        refs = INTERPOLATION.findall(raw)
+        if raw in {f"${{{ref}}}" for ref in refs}:  # a bare ${x} may be null
+            continue
+        for ref in refs:
+            if OmegaConf.select(cfg, ref, throw_on_missing=False) is None:
+                raise ConfigError(f"`{name}` is {raw!r}, but `{ref}` is null: set {ref}=<...> on the command line")

@@ -65,3 +65,10 @@ def test_a_path_built_from_a_null_key_names_the_key_to_set():
     assert "`model.init_from` is null" in str(err.value) and "campplus.onnx" in str(err.value)
     cfg = load_run_config("cosyvoice2_finetune", ["model.init_from=/models/cv2"])
     assert cfg.vocoder.checkpoint == "/models/cv2/hift.pt"
+
+
+def test_missing_keys_are_found_at_any_depth_without_resolving_interpolations():
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.create({"a": "???", "b": {"c": "???", "d": "${model.nowhere}/x"}, "l": ["???", {"z": "???"}]})
+    assert loading.missing_keys(node) == ["a", "b.c", "l[0]", "l[1].z"]
