@@ -130,6 +130,7 @@ def render_page(metrics: dict, images: dict[str, tuple[str, int]], eval_dir: Pat
                 curves: dict[str, dict] | None = None) -> str:
     title = f"{metrics.get('recipe', '?')} / {metrics.get('set', '?')}: evaluation"
     body = [f"<h1>{escape(title)}</h1>", header(metrics), "<h2>Aggregates</h2>", aggregates_table(metrics),
+            *(["<h2>Per voice</h2>", speakers_table(metrics)] if metrics.get("by_speaker") else []),
             "<h2>Training</h2>", training_section(curves or {}),
             "<h2>Speed</h2>", speed_section(metrics.get("speed") or {}),
             "<h2>Utterances</h2>", items_section(metrics, images, eval_dir)]
@@ -164,6 +165,21 @@ def aggregates_table(metrics: dict) -> str:
     return f"<table>{''.join(rows)}</table><p class=\"muted\">↓ lower is better, ↑ higher is better; " \
            "- = not computed. Read a synthesis score against the ground-truth column: that is what the " \
            "ASR and the speaker encoder make of real speech.</p>"
+
+
+def speakers_table(metrics: dict) -> str:
+    """One row per voice: its item count, the WER of every system, and the synthesis's SIM and
+    length ratio, so a voice the ASR misreads in its recordings too stands out."""
+    by_speaker = metrics.get("by_speaker") or {}
+    systems = ordered_systems([s for per_system in by_speaker.values() for s in per_system])
+    head = "".join(f"<th>WER {escape(s)}</th>" for s in systems)
+    rows = [f"<tr><th>voice</th><th>items</th>{head}<th>SIM synthesis</th><th>length ratio (median)</th></tr>"]
+    for speaker, per_system in by_speaker.items():
+        synthesis = per_system.get("synthesis") or {}
+        cells = "".join(number_cell((per_system.get(s) or {}).get("wer")) for s in systems)
+        rows.append(f"<tr><td>{escape(speaker)}</td>{number_cell(synthesis.get('items'))}{cells}"
+                    f"{number_cell(synthesis.get('sim_to_prompt'))}{number_cell(synthesis.get('length_ratio_median'))}</tr>")
+    return f"<table>{''.join(rows)}</table>"
 
 
 def training_section(curves: dict[str, dict]) -> str:

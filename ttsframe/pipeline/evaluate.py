@@ -100,6 +100,7 @@ def run(cfg: DictConfig, ctx) -> dict:
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "protocol": protocol, "skipped": scorers.skipped, "systems": systems,
         "aggregates": {s: aggregate(items, scores, s) for s in systems},
+        "by_speaker": by_speaker(items, scores, systems),
         "speed": speed(ctx.exp_dir, items),
         "items": [item_entry(row, scores, systems) for row in items],
     }
@@ -208,6 +209,16 @@ def aggregate(items: list[dict], scores: dict, system: str) -> dict:
     return out
 
 
+def by_speaker(items: list[dict], scores: dict, systems: list[str]) -> dict:
+    """{speaker: {system: aggregate}} of the items of each speaker (the prompt's voice, which the
+    target's is), so a voice the ASR itself misreads shows beside the others; {} for one speaker."""
+    speakers = sorted({str(r.get("speaker")) for r in items})
+    if len(speakers) < 2:
+        return {}
+    return {speaker: {s: aggregate([r for r in items if str(r.get("speaker")) == speaker], scores, s) for s in systems}
+            for speaker in speakers}
+
+
 def speed(exp_dir: Path, items: list[dict]) -> dict:
     """The synthesis RTF, overall and per part, and the seconds every finished stage took (the
     runner's markers)."""
@@ -236,6 +247,11 @@ def print_summary(metrics: dict) -> None:
     for system, values in metrics["aggregates"].items():
         parts = ", ".join(f"{k} {values[k]}" for k in shown if values.get(k) is not None)
         print(f"evaluate: {metrics['set']}: {system} ({values.get('items')} items): {parts}")
+    for speaker, per_system in (metrics.get("by_speaker") or {}).items():
+        wers = " / ".join(f"{per_system[s].get('wer')}" for s in per_system)
+        sim = (per_system.get("synthesis") or {}).get("sim_to_prompt")
+        print(f"evaluate: {metrics['set']}: {speaker} ({(per_system.get('synthesis') or {}).get('items')} items): "
+              f"WER {' / '.join(per_system)} {wers}" + (f", synthesis SIM {sim}" if sim is not None else ""))
     for name, reason in metrics["skipped"].items():
         print(f"evaluate: {name}: skipped ({reason})")
 

@@ -49,6 +49,12 @@ def make_eval_dir(root: Path) -> tuple[Path, dict]:
             "resynthesis": {"items": 1, "wer": 0.37, "pesq": 2.1},
             "synthesis": {"items": 2, "wer": 1.07, "sim_to_prompt": 0.6, "pesq": None, "rtf": 1.69},
         },
+        "by_speaker": {
+            "spk": {"ground_truth": {"items": 2, "wer": 0.31}, "synthesis": {"items": 2, "wer": 1.07,
+                                                                          "sim_to_prompt": 0.6,
+                                                                          "length_ratio_median": 0.9}},
+            "alicia": {"ground_truth": {"items": 1, "wer": 0.57}, "synthesis": {"items": 1, "wer": 1.5}},
+        },
         "speed": {"synthesis_rtf": 1.69, "stages": {"prepare": 24.6, "tokenize": 98.5}, "pipeline_seconds": 1500.0},
         "items": [
             {"id": "u1", "text": NASTY, "speaker": "spk", "prompt_text": "hello",
@@ -123,6 +129,13 @@ def test_aggregates_table_has_one_column_per_system_and_dashes_for_nulls(report)
     assert by_metric["items"] == ["2", "2", "1"]
     assert [row[0] for row in rows] == ["wer ↓", "sim_to_prompt ↑", "pesq ↑", "rtf ↓", "items"]
     assert "word error rate" in rows[0][-1]  # the meaning column
+
+
+def test_per_voice_table_has_a_row_per_voice(report):
+    _, _, _, page = report
+    header, *rows = next(t for t in page.tables if t[0][0] == "voice")
+    assert header == ["voice", "items", "WER ground_truth", "WER synthesis", "SIM synthesis", "length ratio (median)"]
+    assert rows == [["spk", "2", "0.310", "1.070", "0.600", "0.900"], ["alicia", "1", "0.570", "1.500", "-", "-"]]
 
 
 def test_header_shows_skipped_reasons_protocol_and_speed(report):

@@ -82,6 +82,13 @@ def test_scores_right_and_wrong_content_and_resumes(exp_dir):
     # same voice as the prompt: both systems are espeak voices speaking as the prompt's voice
     assert truth["sim_to_prompt"] > 0.6 and synthesis["sim_to_reference"] > 0.6
     assert synthesis["mcd"] > 0 and "dnsmos_ovrl" in synthesis
+    # per voice: each voice's two items, the wrong sentence in each voice's synthesis WER
+    voices = metrics["by_speaker"]
+    assert sorted(voices) == ["en-us-alicia", "en-us-robert"]
+    for per_system in voices.values():
+        assert per_system["synthesis"]["items"] == per_system["ground_truth"]["items"] == 2
+        assert per_system["synthesis"]["wer"] > per_system["ground_truth"]["wer"]
+        assert per_system["synthesis"]["length_ratio_median"] == pytest.approx(0.8)
     for item in metrics["items"]:
         for path in item["audio"].values():
             assert (folder / path).is_file()
