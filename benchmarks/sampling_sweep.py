@@ -21,8 +21,7 @@ from ttsframe.data.audio import load_audio
 from ttsframe.data.manifest import read_manifest
 from ttsframe.eval.asr import build_asr
 from ttsframe.eval.wer import error_rates
-from ttsframe.inference import SynthesisItem
-from ttsframe.pipeline.synthesize import pair_prompts
+from ttsframe.pipeline.synthesize import pair_prompts, prompt_item
 from ttsframe.release import load_release
 
 
@@ -52,7 +51,7 @@ def main() -> None:
     pairs, _ = pair_prompts(read_manifest(args.manifest))
     pairs = pairs[: args.items]
     rate = synth.sample_rate
-    items = [SynthesisItem(t.text, load_audio(pr.audio, rate, pr.start, pr.end)[0], rate, pr.text) for t, pr in pairs]
+    items = [prompt_item(t, pr, rate) for t, pr in pairs]
     reference_seconds = sum(load_audio(t.audio, rate, t.start, t.end)[0].size for t, _ in pairs) / rate
     texts = [t.text for t, _ in pairs]
     asr = build_asr("faster_whisper")

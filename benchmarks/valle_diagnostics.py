@@ -29,11 +29,10 @@ from ttsframe.data.audio import load_audio
 from ttsframe.data.manifest import read_manifest
 from ttsframe.eval.asr import build_asr
 from ttsframe.eval.wer import error_rates
-from ttsframe.inference import SynthesisItem
 from ttsframe.models.valle.generate import generate_nar
 from ttsframe.models.valle.loss import codebook_loss
 from ttsframe.models.valle.synthesizer import ValleSynthesizer
-from ttsframe.pipeline.synthesize import load_synthesizer, pair_prompts
+from ttsframe.pipeline.synthesize import load_synthesizer, pair_prompts, prompt_item
 from ttsframe.pipeline.train import build_data
 from ttsframe.training.task_logging import other_text
 
@@ -106,8 +105,7 @@ def main() -> None:
     heard = codec_ceiling(codec, references, asr)
     for (target, prompt), reference in zip(pairs, references):
         codes = encode_utterances(codec, [reference], 600.0)[0]  # (K, T)
-        item = SynthesisItem(target.text, load_audio(prompt.audio, rate, prompt.start, prompt.end)[0], rate,
-                             prompt.text)
+        item = prompt_item(target, prompt, rate)
         prompt_tokens, prompt_codes = synth.encode_prompts([item])
         tokens = torch.cat([prompt_tokens[0], synth.text_tokens([target.text])[0]])[None]
         filled = generate_nar(nar, tokens, torch.tensor([tokens.shape[1]]), prompt_codes[0][None],

@@ -1,6 +1,9 @@
 """The whole valle recipe on a tiny slice of the built-in corpus: prepare -> ... -> evaluate -> release -> CLI."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +14,7 @@ from ttsframe.__main__ import main
 from ttsframe.config.loading import RECIPE_DIR
 
 pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def tiny_recipe(tmp_path):
@@ -32,7 +36,7 @@ def test_valle_recipe_end_to_end(tmp_path, capsys):
                  "codec.n_codebooks=2", "codec.codebook_size=32", "trainer.max_steps=4",
                  "trainer.val_check_interval=2", "trainer.limit_val_batches=1", "trainer.logger=csv",
                  "trainer.num_workers=0", "trainer.checkpoint_every_n_steps=2", "trainer.audio_samples=1",
-                 "trainer.progress_bar=false"]
+                 "trainer.progress_bar=false", "trainer.snapshot_every_n_steps=2"]
     assert main(["run", str(recipe), *overrides]) == 0
     for name in ("train_ar", "train_nar"):
         assert (exp / name / "checkpoints" / "best.ckpt").is_file()
@@ -57,6 +61,13 @@ def test_valle_recipe_end_to_end(tmp_path, capsys):
     assert {"config.yaml", "ar.safetensors", "nar.safetensors", "vocab.json", "README.md"} <= {
         p.name for p in release.iterdir()}
     assert "wer" in (release / "README.md").read_text().lower()
+
+    # the WER curve over the AR's kept snapshots (steps 2 and 4), NAR at its last checkpoint
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "wer_curve.py"), str(exp), "--stage", "train_ar",
+                    "--items", "2"], check=True)
+    curve = json.loads((exp / "train_ar" / "wer_curve.json").read_text())
+    assert [row["step"] for row in curve["rows"]] == [2, 4] and curve["items"] == 2
+    assert all(row["wer"] >= 0 and row["minutes"] > 0 and row["length_ratio_median"] > 0 for row in curve["rows"])
 
     prompt = items[0]
     out = tmp_path / "cli.wav"

@@ -107,7 +107,7 @@ class Kill(L.Callback):
 def test_killed_run_resumes_to_the_same_weights(tmp_path, shards, monkeypatch, capsys):
     # Dropout on and the NAR's random plans: both must replay exactly. Validation runs in between.
     settings = ["trainer.max_steps=6", "trainer.checkpoint_every_n_steps=3", "trainer.val_check_interval=2",
-                "model.dropout=0.1", "trainer.log_every_n_steps=1"]
+                "model.dropout=0.1", "trainer.log_every_n_steps=1", "trainer.snapshot_every_n_steps=3"]
     straight = make_exp(tmp_path, shards, "straight")
     train(straight, NAR, *settings)
 
@@ -134,6 +134,12 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, shards, monkeypatch, c
     assert curves[0] == curves[1]
     assert [p["step"] for p in curves[0]["train"]] == [1, 2, 3, 4, 5, 6]
     assert [p["step"] for p in curves[0]["val"]] == [2, 4, 6] and "val/loss" in curves[0]["val"][0]
+    # Kept snapshots (at last.ckpt's interval: their states must not collide): step 3 and step 6 in both runs.
+    for exp in (straight, resumed):
+        kept = sorted(p.name for p in (exp / "train_nar/checkpoints").glob("step*.ckpt"))
+        assert kept == ["step3.ckpt", "step6.ckpt"], kept
+        assert torch.load(exp / "train_nar/checkpoints/step3.ckpt", weights_only=False)["global_step"] == 3
+    assert all(torch.equal(v, b[k]) for k, v in weights(resumed / "train_nar/checkpoints/step6.ckpt").items())
 
 
 def test_ddp_two_cpu_processes(tmp_path, shards):

@@ -97,6 +97,9 @@ class TrainerConfig:
     logger: str = "wandb"  # wandb (offline unless logged in) | csv | tensorboard
     wandb_project: str = "ttsframe"
     checkpoint_every_n_steps: int = 500  # last.ckpt; best.ckpt follows each validation
+    # also keep checkpoints/step<N>.ckpt every N steps (null: none), e.g. for the WER-against-steps
+    # curve of `benchmarks/wer_curve.py`, which synthesizes with each
+    snapshot_every_n_steps: int | None = None
     find_unused_parameters: bool = False  # DDP: only for models that skip parameters in a step
     seed: int | None = None  # null: the run's top-level seed
     progress_bar: bool = True

@@ -136,10 +136,14 @@ def checkpoint_file(exp_dir: Path, stage: str, which: str) -> Path:
     return path
 
 
-def load_synthesizer(cfg: DictConfig, exp_dir: Path, options: dict, device: str, cls: type):
+def load_synthesizer(cfg: DictConfig, exp_dir: Path, options: dict, device: str, cls: type,
+                     chosen: dict[str, Path] | None = None):
     """The synthesizer of the run's trained stages (the family's `CHECKPOINT_STAGES` options),
-    and {stage name: file} it was loaded from (the vocoder stage's generator among them)."""
-    files = {options[k]: checkpoint_file(exp_dir, options[k], options["checkpoint"]) for k in cls.CHECKPOINT_STAGES}
+    and {stage name: file} it was loaded from (the vocoder stage's generator among them).
+    `chosen`: {stage name: checkpoint file} instead of the stage's `options["checkpoint"]`."""
+    files = {options[k]: checkpoint_file(exp_dir, options[k], options["checkpoint"]) for k in cls.CHECKPOINT_STAGES
+             if options[k] not in (chosen or {})}
+    files.update(chosen or {})
     extra = {}
     if cls.USES_VOCODER:
         extra["vocoder"], stage, path = stage_vocoder(cfg, exp_dir, options.get("vocoder_stage"))
@@ -279,11 +283,16 @@ def earlier_rows(out_dir: Path, options: dict, checkpoints: dict[str, Path], for
     return {row["id"]: row for row in read_jsonl(items)} if same and not force and items.is_file() else {}
 
 
+def prompt_item(target: Utterance, prompt: Utterance, rate: int) -> SynthesisItem:
+    """What synthesis is asked for a (target, prompt) pair: the target's text in the voice of the
+    prompt's audio (at `rate`) and transcript."""
+    return SynthesisItem(target.text, load_audio(prompt.audio, rate, prompt.start, prompt.end)[0], rate, prompt.text)
+
+
 def synthesize_batch(synth, batch: list[tuple[Utterance, Utterance]], sampling, out_dir: Path) -> list[dict]:
     """Synthesizes and saves one batch (sampling: the family's options); returns its items.jsonl rows."""
     rate = synth.sample_rate
-    items = [SynthesisItem(target.text, load_audio(prompt.audio, rate, prompt.start, prompt.end)[0], rate, prompt.text)
-             for target, prompt in batch]
+    items = [prompt_item(target, prompt, rate) for target, prompt in batch]
     began = time.perf_counter()
     wavs = synth.synthesize(items, sampling)
     compute = time.perf_counter() - began

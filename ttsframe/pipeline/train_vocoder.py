@@ -161,6 +161,8 @@ def trainer_config(cfg: DictConfig) -> DictConfig:
     t.max_steps = STEPS_PER_ITERATION * v.max_steps
     t.val_check_interval = min(int(t.val_check_interval), v.max_steps)  # counted in batches = iterations
     t.checkpoint_every_n_steps = STEPS_PER_ITERATION * int(t.checkpoint_every_n_steps)  # last.ckpt also at the end
+    if t.snapshot_every_n_steps:
+        t.snapshot_every_n_steps = STEPS_PER_ITERATION * int(t.snapshot_every_n_steps)
     t.gradient_clip_val = None  # manual optimisation: Lightning cannot clip
     t.accumulate_grad_batches = 1
     t.find_unused_parameters = True  # each backward reaches only one optimizer's parameters

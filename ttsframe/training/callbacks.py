@@ -1,4 +1,5 @@
-"""Callbacks of the train stage: `last.ckpt` (periodic and final), and `summary.json` at the end."""
+"""Callbacks of the train stage: `last.ckpt` (periodic and final), kept `step<N>.ckpt` snapshots, and
+`summary.json` at the end."""
 
 from __future__ import annotations
 
@@ -30,6 +31,18 @@ class LastCheckpoint(ModelCheckpoint):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.save_now(trainer)
+
+
+class Snapshots(ModelCheckpoint):
+    """`step<N>.ckpt` every `every_n_train_steps` steps, all kept (a curve of the model against the step)."""
+
+    def __init__(self, dirpath: Path, every_n_train_steps: int):
+        super().__init__(dirpath=dirpath, filename="step{step}", save_top_k=-1, every_n_train_steps=every_n_train_steps,
+                         auto_insert_metric_name=False, enable_version_counter=False)
+
+    @property
+    def state_key(self) -> str:  # distinct from LastCheckpoint's at the same interval
+        return self._generate_state_key(kind="snapshots", every_n_train_steps=self._every_n_train_steps)
 
 
 class TrainSummary(L.Callback):

@@ -1,7 +1,8 @@
 """`TrainerConfig` -> `lightning.Trainer`: devices, strategy, precision, checkpoints, SLURM.
 
 Checkpoints of a train stage (`<stage dir>/checkpoints/`): `last.ckpt` every
-`checkpoint_every_n_steps` and at the end, `best.ckpt` at the lowest `val/loss`. Validation runs
+`checkpoint_every_n_steps` and at the end, `best.ckpt` at the lowest `val/loss`, and with
+`snapshot_every_n_steps` a kept `step<N>.ckpt` every N steps. Validation runs
 every `val_check_interval` optimizer steps, so every checkpoint falls on a step boundary (what
 exact resume needs, see `ttsframe.training.resume`). Under SLURM a SIGUSR1 saves `last.ckpt` at the
 next step boundary and requeues the job (`ttsframe.training.preemption`).
@@ -23,7 +24,7 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy, Strategy
 from torch.nn.parallel import DistributedDataParallel
 
-from ttsframe.training.callbacks import LastCheckpoint
+from ttsframe.training.callbacks import LastCheckpoint, Snapshots
 from ttsframe.training.preemption import RequeueOnSignal, install_handler
 
 STRATEGIES = ("auto", "ddp", "ddp_spawn", "fsdp")
@@ -93,11 +94,13 @@ def build_plugins() -> list:
     return [SLURMEnvironment(auto_requeue=False)]
 
 
-def checkpoint_callbacks(stage_dir: Path, every_n_steps: int) -> list[ModelCheckpoint]:
+def checkpoint_callbacks(stage_dir: Path, every_n_steps: int, snapshot_every: int | None = None) -> list[ModelCheckpoint]:
+    """last.ckpt (first: preemption saves through it), best.ckpt and, every `snapshot_every` steps, step<N>.ckpt."""
     ckpt_dir = Path(stage_dir) / "checkpoints"
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/loss", mode="min", save_top_k=1,
                            auto_insert_metric_name=False, enable_version_counter=False)
-    return [LastCheckpoint(ckpt_dir, every_n_steps), best]
+    snapshots = [Snapshots(ckpt_dir, int(snapshot_every))] if snapshot_every else []
+    return [LastCheckpoint(ckpt_dir, every_n_steps), best, *snapshots]
 
 
 def build_trainer(tcfg: Any, stage_dir: Path, logger: Logger | bool, callbacks: Sequence[Callback] = ()) -> L.Trainer:
@@ -115,7 +118,7 @@ def build_trainer(tcfg: Any, stage_dir: Path, logger: Logger | bool, callbacks: 
     if uses_gpu(tcfg.accelerator):
         torch.set_float32_matmul_precision("high")  # TF32 for what runs outside bf16 autocast
     plugins = build_plugins()
-    checkpoints = checkpoint_callbacks(stage_dir, int(tcfg.checkpoint_every_n_steps))
+    checkpoints = checkpoint_callbacks(stage_dir, int(tcfg.checkpoint_every_n_steps), tcfg.snapshot_every_n_steps)
     # after the given callbacks (the data position has counted the batch), before the checkpoint ones
     preemption = [RequeueOnSignal(checkpoints[0].save_now)] if plugins else []
     return L.Trainer(
