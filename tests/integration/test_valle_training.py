@@ -93,6 +93,21 @@ def test_train_stage_writes_checkpoints_summary_and_learns(tmp_path, shards):
     assert torch.load(stage_dir / "checkpoints.1" / "last.ckpt", weights_only=False)["global_step"] == 24
 
 
+def test_phoneme_pointer_from_the_command_line(tmp_path, shards):
+    """`model.phoneme_pointer=true` reaches the AR (its terms logged), `model.loss` both train stages."""
+    exp = make_exp(tmp_path, shards)
+    settings = ["trainer.max_steps=4", "trainer.val_check_interval=2", "trainer.log_every_n_steps=1",
+                "model.phoneme_pointer=true", "model.advance_grad_scale=0.1", "model.loss.advance_weight=0.5"]
+    train(exp, AR, *settings)
+    checkpoint = torch.load(exp / "train_ar/checkpoints/last.ckpt", map_location="cpu", weights_only=False)
+    hparams = checkpoint["hyper_parameters"]
+    assert hparams["model_config"]["phoneme_pointer"] and hparams["model_config"]["advance_grad_scale"] == 0.1
+    assert hparams["loss"] == {"advance_weight": 0.5} and "model.advance_head.weight" in checkpoint["state_dict"]
+    header = (exp / "train_ar/logs/csv/version_0/metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"train/advance", "train/aligner", "grad/advance", "val/advance_accuracy", "val/ce"} <= set(header), header
+    assert train(exp, NAR, *settings)["global_step"] == 4  # the NAR takes the same settings and has no pointer
+
+
 class Kill(L.Callback):
     """Stops the run like a crash right after optimizer step `step` (no checkpoint at that step)."""
 

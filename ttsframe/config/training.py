@@ -46,13 +46,13 @@ class ModelConfig:
     alignment_heads: int | None = None  # DiTAR: LM heads trained to look at the text on the diagonal (0: off)
     alignment_layer: int | None = None  # DiTAR: the LM layer of those heads
     alignment_target: str | None = None  # DiTAR: where they look: diagonal | aligner (a forward-sum aligner's phoneme)
-    phoneme_pointer: bool | None = None  # DiTAR, MELLE: LM inputs carry the aligned phoneme; an advance head moves it
-    advance_grad_scale: float | None = None  # DiTAR, MELLE: factor on the advance head's gradient into the LM
+    phoneme_pointer: bool | None = None  # DiTAR, MELLE, VALL-E AR: inputs carry the aligned phoneme, a head moves it
+    advance_grad_scale: float | None = None  # DiTAR, MELLE, VALL-E AR: factor on that head's gradient into the LM
     time_logit_mean: float | None = None  # DiTAR: logit-normal training times around it (null: uniform)
     regression_prior: bool | None = None  # DiTAR: a head regresses each patch; LocDiT models the residual
     # Loss weights of families that take them (MELLE: kl_weight, flux_weight, stop_weight,
     # stop_pos_weight, aligner_weight, advance_weight; DiTAR: diffusion_weight, stop_weight, stop_pos_weight, alignment_weight,
-    # alignment_sigma); empty keeps the
+    # alignment_sigma; VALL-E: aligner_weight, advance_weight, the AR's phoneme pointer's); empty keeps the
     # family's defaults.
     loss: dict[str, Any] = field(default_factory=dict)
     optim: OptimConfig = field(default_factory=OptimConfig)

@@ -4,6 +4,12 @@ Zero-shot continuation as in the paper: the AR reads [prompt phonemes + target p
 BOS, prompt codebook-0 codes] and continues the codes until EOS; the NAR then fills
 codebooks 1..K-1 of the target frames, one pass per codebook, seeing the prompt's full
 codes. Only the target frames are returned.
+
+With a phoneme pointer (`ValleConfig.phoneme_pointer`; `ttsframe.modules.phoneme_pointer`) the AR's
+aligner aligns the prompt's codes to the prompt's phonemes, the target starts at the first target
+phoneme, each fed code carries the embedding of the pointer's phoneme, and after each frame the
+pointer moves on by the advance head's expected move (summed with its fraction, floored to a
+phoneme, never past the text); a row also ends once the pointer passes its last phoneme.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import torch.nn.functional as F
 from ttsframe.inference.mode import evaluating
 from ttsframe.models.valle.model import ValleAR, ValleNAR
 from ttsframe.modules.packing import lengths_to_mask, pack_segments, take_segment
+from ttsframe.modules.phoneme_pointer import move_pointer, start_pointers
 from ttsframe.modules.sampling import SamplingOptions, sample_next
 
 
@@ -30,6 +37,7 @@ def generate_ar(
     options: SamplingOptions,
     max_frames: torch.Tensor | None = None,
     min_frames: torch.Tensor | None = None,
+    prompt_text_lengths: torch.Tensor | None = None,
 ) -> list[torch.Tensor]:
     """Samples first-codebook codes until each row emits EOS or spends its budget.
 
@@ -46,6 +54,9 @@ def generate_ar(
         max_frames: (B,) frame budget per row; default ``options.max_frames(token_lengths)``
             (pass the target phoneme counts' budget when tokens include the prompt text).
         min_frames: (B,) frames before EOS is allowed; default ``options.min_frames_for(token_lengths)``.
+        prompt_text_lengths: (B,) phonemes of ``tokens`` that the prompt speaks (default 0). An AR with
+            a phoneme pointer aligns the prompt's codes to them and starts the target at the next one
+            (and also ends a row once its pointer passes the text, not before ``min_frames``).
 
     Returns:
         B tensors (T_i,) of generated codes, EOS excluded.
@@ -60,11 +71,15 @@ def generate_ar(
     with evaluating(ar):
         prefill_length = int((token_lengths + prompt_lengths + 1).max())
         cache = ar.transformer.new_cache(max_length=prefill_length + n_steps)
-        logits, positions = ar.prefill(tokens, token_lengths, prompt_codes, prompt_lengths, cache)  # (B, V)
+        pointer, track = _start_pointers(ar, tokens, token_lengths, prompt_codes, prompt_lengths,
+                                         prompt_text_lengths)  # (B,), (B, Tp + 1) or None
+        hidden, positions = ar.prefill(tokens, token_lengths, prompt_codes, prompt_lengths, cache, track)  # (B, D)
+        position = None if pointer is None else pointer.float()  # (B,) the pointer, with its fraction
         generated = torch.full((tokens.shape[0], n_steps), eos, dtype=torch.long, device=device)  # (B, steps)
         lengths = max_frames.clone()  # (B,) rows that never emit EOS keep their whole budget
         finished = torch.zeros_like(lengths, dtype=torch.bool)
         for step in range(n_steps):
+            logits = ar.head(hidden)  # (B, V)
             logits[:, eos] = logits[:, eos].masked_fill(step < min_frames, -math.inf)
             next_ids = sample_next(logits, generated[:, :step], options, generator)  # (B,)
             ends_here = (next_ids == eos) & ~finished
@@ -73,8 +88,31 @@ def generate_ar(
             generated[:, step] = next_ids
             if bool(finished.all()):
                 break
-            logits = ar.decode_step(next_ids, positions + step, cache)
+            phonemes = None
+            if position is not None:  # the advance head moves the pointer on; past the text ends the row
+                position, _, phonemes, past = move_pointer(position, ar.advance_head(hidden), tokens, token_lengths)
+                past = past & ~finished & (step + 1 >= min_frames)
+                lengths = torch.where(past, step + 1, lengths)
+                finished = finished | past
+                if bool(finished.all()):
+                    break
+            hidden = ar.decode_step(next_ids, positions + step, cache, phonemes)
     return [row[:length].clone() for row, length in zip(generated, lengths.tolist())]
+
+
+def _start_pointers(ar: ValleAR, tokens, token_lengths, prompt_codes, prompt_lengths, prompt_text_lengths):
+    """A phoneme pointer's start: (B,) the first target phoneme, and (B, Tp + 1) the pointers of the
+    prefill's inputs (the aligner's phoneme of each prompt frame, then the start); None, None for an
+    AR without a pointer. prompt_codes (B, Tp) codebook 0; prompt_lengths (B,)."""
+    if ar.pointer_embedding is None:
+        return None, None
+
+    def align(spoken: torch.Tensor, width: int) -> torch.Tensor:
+        codes = prompt_codes[:, :width]
+        return ar.align(tokens, spoken, codes, prompt_lengths.clamp(min=1))[1][:, :width]  # (B, Tp)
+
+    start, pointers = start_pointers(token_lengths, prompt_text_lengths, prompt_lengths, align)  # (B,), (B, W + 1)
+    return start, F.pad(pointers, (0, prompt_codes.shape[1] + 1 - pointers.shape[1]))  # (B, Tp + 1); pads unused
 
 
 def generate_nar(
@@ -150,12 +188,13 @@ def synthesize_codes(
     tokens, token_lengths = _pad_stack([torch.cat([p, t]) for p, t in zip(prompt_tokens, text_tokens)], device)
     prompts, prompt_lengths = _pad_stack(list(prompt_codes), device)  # (B, K, Tp)
     target_lengths = torch.tensor([len(t) for t in text_tokens], device=device)
+    prompt_text_lengths = torch.tensor([len(p) for p in prompt_tokens], device=device)
     max_frames = options.max_frames(target_lengths)
 
     timer = timer or (lambda part: contextlib.nullcontext())
     with timer("ar"):
         codes1 = generate_ar(ar, tokens, token_lengths, prompts[:, 0], prompt_lengths, options, max_frames,
-                             options.min_frames_for(target_lengths))
+                             options.min_frames_for(target_lengths), prompt_text_lengths)
     codes1, frame_lengths = _pad_stack(codes1, device)  # (B, T)
     if codes1.shape[1] == 0:
         return [prompts.new_zeros(prompts.shape[1], 0) for _ in text_tokens]

@@ -2,7 +2,9 @@
 
 The models return a `CodebookPrediction` (logits, targets and the mask of positions that
 count); the objective is `codebook_loss`, kept apart so a training module can weight, log
-or replace it without touching the models.
+or replace it without touching the models. `valle_loss` adds, for an AR with a phoneme pointer
+(`ValleConfig.phoneme_pointer`), the aligner's forward-sum loss and the advance head's
+cross-entropy, each with its weight (`ValleLossConfig`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from ttsframe.modules.phoneme_pointer import advance_loss
 
 
 @dataclass
@@ -22,12 +26,26 @@ class CodebookPrediction:
         targets: (B, T) long; arbitrary where ``mask`` is False.
         mask: (B, T) bool, True where the loss counts.
         stages: (B,) long, the codebook index each row predicts (NAR only; None for the AR).
+        aligner_loss: an AR with a phoneme pointer: the aligner's forward-sum loss (scalar); else None.
+        advance: an AR with a phoneme pointer: (logits (B, T, A), moves (B, T) long, mask (B, T)),
+            the advance head of steps 0 .. T - 1 and how many phonemes the next frame moved on.
     """
 
     logits: torch.Tensor
     targets: torch.Tensor
     mask: torch.Tensor
     stages: torch.Tensor | None = None
+    aligner_loss: torch.Tensor | None = None
+    advance: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+
+@dataclass
+class ValleLossConfig:
+    """Weights of the AR's phoneme-pointer terms. The NAR has none; its task takes them all the same,
+    so that one `model.loss` serves both train stages."""
+
+    aligner_weight: float = 1.0  # of the aligner's forward-sum loss
+    advance_weight: float = 1.0  # of the advance head's cross-entropy
 
 
 def codebook_loss(prediction: CodebookPrediction, top_k: int = 10) -> dict[str, torch.Tensor]:
@@ -61,3 +79,22 @@ def codebook_loss(prediction: CodebookPrediction, top_k: int = 10) -> dict[str, 
         accuracy_top1 = (hit_top1 * weights).sum() / count
         accuracy_topk = (hit_topk * weights).sum() / count
     return {"loss": loss, "accuracy_top1": accuracy_top1, f"accuracy_top{top_k}": accuracy_topk}
+
+
+def valle_loss(prediction: CodebookPrediction, config: ValleLossConfig | None = None,
+               top_k: int = 10) -> dict[str, torch.Tensor]:
+    """`codebook_loss`, and with a phoneme pointer its terms in the total.
+
+    Returns:
+        `codebook_loss`'s dict; with a phoneme pointer also "ce" (the codebook cross-entropy),
+        "aligner", "advance" and "advance_accuracy" (detached), and "loss" = ce + aligner_weight *
+        aligner + advance_weight * advance.
+    """
+    metrics = codebook_loss(prediction, top_k)
+    if prediction.advance is None:
+        return metrics
+    config = config or ValleLossConfig()
+    advance, advance_accuracy = advance_loss(*prediction.advance)
+    total = metrics["loss"] + config.aligner_weight * prediction.aligner_loss + config.advance_weight * advance
+    return {**metrics, "loss": total, "ce": metrics["loss"], "aligner": prediction.aligner_loss,
+            "advance": advance, "advance_accuracy": advance_accuracy}

@@ -13,6 +13,15 @@ Audio ids of the AR (one table for input and output):
 
 Codebooks are indexed from 0 here: the AR models codebook 0, the NAR's "stage" j in
 1..K-1 predicts codebook j from codebooks 0..j-1 (the paper's codebooks 2..K).
+
+With ``phoneme_pointer`` (VALL-E R's monotonic alignment as we read it; MELLE and DiTAR have the
+same, `ttsframe.modules.phoneme_pointer`) the AR trains a forward-sum aligner alongside: it reads
+its own embedding of the codebook-0 codes (not the AR's ``audio_embedding``; trained by the
+forward-sum loss alone) and gives every frame a phoneme. AR step t (input BOS or code t - 1, target
+code t) also carries the embedding of frame t's phoneme (the EOS step: the row's last phoneme), and
+an advance head on hidden state t predicts how many phonemes frame t + 1 moves on; after the last
+frame the pointer moves past the text, which ends a row in generation. Codebook 0 only feeds the
+aligner: it is what the AR reads, in training and in generation alike. The NAR has no pointer.
 """
 
 from __future__ import annotations
@@ -23,8 +32,11 @@ import torch
 from torch import nn
 
 from ttsframe.models.valle.loss import CodebookPrediction
+from ttsframe.modules import phoneme_pointer
+from ttsframe.modules.aligner import AlignerConfig, ForwardSumAligner
 from ttsframe.modules.packing import PackedRows, lengths_to_mask, pack_segments, take_segment
 from ttsframe.modules.kv_cache import KVCache
+from ttsframe.modules.stop_head import scale_gradient
 from ttsframe.modules.transformer import Transformer, TransformerConfig
 
 
@@ -47,6 +59,17 @@ class ValleConfig:
     # AR training: share of the input codes replaced by random codes (the targets stay), so that
     # predicting the next code from the previous ones alone stops paying and the text must be read.
     input_noise: float = 0.0
+    # AR phoneme pointer (`ttsframe.modules.phoneme_pointer`; MELLE and DiTAR have the same): a
+    # forward-sum aligner over the AR's codebook-0 codes (its own code embedding of width
+    # ``aligner_d_model``) gives each frame a phoneme; each AR input also carries the embedding of the
+    # phoneme of the frame it predicts, and an advance head on hidden state t predicts how many
+    # phonemes frame t + 1 moves on (0 .. max_advance - 1; past the text after the last frame), its
+    # gradient into the transformer scaled by ``advance_grad_scale``. Generation follows the head and
+    # ends a row once the pointer passes its text. The NAR ignores these.
+    phoneme_pointer: bool = False
+    max_advance: int = 4
+    advance_grad_scale: float = 0.02
+    aligner_d_model: int = 128
 
     def __post_init__(self):
         if not 0.0 <= self.prompt_fraction_min <= self.prompt_fraction_max <= 1.0:
@@ -54,6 +77,12 @@ class ValleConfig:
                 f"need 0 <= prompt_fraction_min <= prompt_fraction_max <= 1, got "
                 f"{self.prompt_fraction_min}, {self.prompt_fraction_max}"
             )
+        if self.max_advance < 2:
+            raise ValueError(f"max_advance must be >= 2, got {self.max_advance}")
+        if not 0.0 <= self.advance_grad_scale <= 1.0:
+            raise ValueError(f"advance_grad_scale must be in [0, 1], got {self.advance_grad_scale}")
+        if self.aligner_d_model < 1:
+            raise ValueError(f"aligner_d_model must be >= 1, got {self.aligner_d_model}")
 
     @property
     def audio_eos(self) -> int:
@@ -99,6 +128,13 @@ class ValleAR(nn.Module):
         self.transformer = Transformer(config.transformer_config(causal=True))
         self.head = nn.Linear(config.d_model, config.codebook_size + 1, bias=False)  # codes, EOS
         nn.init.normal_(self.head.weight, std=0.02)
+        self.aligner = self.aligner_embedding = self.pointer_embedding = self.advance_head = None
+        if config.phoneme_pointer:
+            width = config.aligner_d_model
+            self.aligner_embedding = nn.Embedding(config.codebook_size, width)  # N(0, 1): standardised frames
+            self.aligner = ForwardSumAligner(AlignerConfig(config.vocab_size, n_mels=width, d_model=width))
+            self.pointer_embedding = _embedding(config.vocab_size, config.d_model)
+            self.advance_head = nn.Linear(config.d_model, config.max_advance)
 
     def forward(
         self,
@@ -119,6 +155,7 @@ class ValleAR(nn.Module):
             `CodebookPrediction` on T + 1 audio steps: at step t the input is BOS (t = 0) or
             code t - 1 and the target is code t, or EOS at t = frame_length; logits
             (B, T + 1, N + 1), targets (B, T + 1), mask (B, T + 1) True for t <= frame_length.
+            With a phoneme pointer also ``aligner_loss`` and ``advance`` over the T frames.
         """
         if codes.dim() == 3:
             codes = codes[:, 0]
@@ -127,7 +164,8 @@ class ValleAR(nn.Module):
         bos = codes.new_full((batch, 1), self.config.audio_bos)
         inputs = self._noisy(codes) if self.training and self.config.input_noise > 0 else codes
         audio_ids = torch.cat([bos, inputs], dim=1)  # (B, T + 1)
-        packed = self._pack(tokens, token_lengths, audio_ids, frame_lengths + 1, pad_left=False)
+        aligner_loss, pointers = self.align(tokens, token_lengths, codes, frame_lengths)  # (), (B, T + 1) or None
+        packed = self._pack(tokens, token_lengths, audio_ids, frame_lengths + 1, pad_left=False, pointers=pointers)
         hidden = self.transformer(packed.values, packed.positions, packed.padding_mask)  # (B, S, D)
         audio_hidden = take_segment(hidden, packed.starts[:, 1], n_frames + 1)  # (B, T + 1, D)
         logits = self.head(audio_hidden)  # (B, T + 1, N + 1)
@@ -135,7 +173,45 @@ class ValleAR(nn.Module):
         targets = torch.cat([codes, codes.new_zeros(batch, 1)], dim=1)  # (B, T + 1)
         targets = targets.scatter(1, frame_lengths[:, None].long(), self.config.audio_eos)
         mask = lengths_to_mask(frame_lengths + 1, n_frames + 1)  # (B, T + 1)
-        return CodebookPrediction(logits, targets, mask)
+        advance = None
+        if pointers is not None:
+            advance = self._advance(audio_hidden[:, :-1], pointers, token_lengths, frame_lengths)
+        return CodebookPrediction(logits, targets, mask, aligner_loss=aligner_loss, advance=advance)
+
+    def align(self, tokens: torch.Tensor, token_lengths: torch.Tensor, codes: torch.Tensor,
+              frame_lengths: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """With a phoneme pointer: the aligner's forward-sum loss and the phoneme index (into
+        ``tokens``) of each AR step, (B, T + 1) long: step t < T that of frame t, the EOS step the
+        row's last phoneme (so are the steps past a row's frames); else (None, None).
+
+        Args:
+            tokens: (B, L); token_lengths: (B,); codes: (B, T) codebook 0 (any value past
+                ``frame_lengths`` (B,), each >= 1).
+        """
+        if self.aligner is None:
+            return None, None
+        frames = self.aligner_frames(codes, frame_lengths)  # (B, T, d)
+        loss, path = phoneme_pointer.aligned_steps(self.aligner, tokens, token_lengths, frames, frame_lengths,
+                                                   codes.shape[1], size=1)  # (), (B, T)
+        last = (token_lengths.long() - 1).clamp(min=0)
+        return loss, torch.cat([path, last[:, None].to(path.device)], dim=1)
+
+    def aligner_frames(self, codes: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
+        """(B, T) codebook-0 codes, (B,) -> (B, T, aligner_d_model) the aligner's frames, zeros past the lengths."""
+        mask = lengths_to_mask(frame_lengths, codes.shape[1])  # (B, T)
+        frames = self.aligner_embedding(codes.masked_fill(~mask, 0).clamp(0, self.config.codebook_size - 1))
+        return frames * mask[..., None]
+
+    def _advance(self, frame_hidden: torch.Tensor, pointers: torch.Tensor, token_lengths: torch.Tensor,
+                 frame_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The advance head on the hidden states of steps 0 .. T - 1, (B, T, D), and its targets: the
+        move from frame t to t + 1, the last frame's to one past the text. -> logits (B, T, A),
+        moves (B, T) long, mask (B, T) of the real frames."""
+        n_frames = frame_hidden.shape[1]
+        ends = pointers.scatter(1, frame_lengths[:, None].long(), token_lengths[:, None].long())  # (B, T + 1)
+        moves = phoneme_pointer.advance_targets(ends, self.config.max_advance)  # (B, T)
+        logits = self.advance_head(scale_gradient(frame_hidden, self.config.advance_grad_scale))
+        return logits, moves, lengths_to_mask(frame_lengths, n_frames)
 
     def _noisy(self, codes: torch.Tensor) -> torch.Tensor:
         """(B, T) codes with a random `input_noise` share replaced by uniformly drawn codes."""
@@ -150,6 +226,7 @@ class ValleAR(nn.Module):
         prompt_codes: torch.Tensor,
         prompt_lengths: torch.Tensor,
         cache: KVCache,
+        pointers: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Runs [phonemes ; BOS, prompt codes] into an empty cache, rows left-padded.
 
@@ -162,36 +239,49 @@ class ValleAR(nn.Module):
             prompt_codes: (B, Tp) first-codebook codes of the acoustic prompt (Tp may be 0).
             prompt_lengths: (B,).
             cache: an empty cache from ``self.transformer.new_cache``.
+            pointers: (B, Tp + 1) the phoneme index (into ``tokens``) of the frame each input
+                predicts (prompt frames 0 .. Tp - 1, then the first generated one); a model with
+                ``phoneme_pointer`` needs them.
 
         Returns:
-            logits (B, N + 1) for the first generated frame, and its audio positions (B,).
+            the hidden state (B, D) that predicts the first generated frame, and its audio positions (B,).
         """
         batch, n_prompt = prompt_codes.shape
         prompt_codes = prompt_codes.masked_fill(~lengths_to_mask(prompt_lengths, n_prompt), 0)
         bos = prompt_codes.new_full((batch, 1), self.config.audio_bos)
         audio_ids = torch.cat([bos, prompt_codes], dim=1)  # (B, Tp + 1)
-        packed = self._pack(tokens, token_lengths, audio_ids, prompt_lengths + 1, pad_left=True)
+        packed = self._pack(tokens, token_lengths, audio_ids, prompt_lengths + 1, pad_left=True, pointers=pointers)
         hidden = self.transformer(packed.values, packed.positions, packed.padding_mask, cache=cache)
-        return self.head(hidden[:, -1]), (prompt_lengths + 1).long()
+        return hidden[:, -1], (prompt_lengths + 1).long()
 
-    def decode_step(self, audio_ids: torch.Tensor, positions: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    def decode_step(self, audio_ids: torch.Tensor, positions: torch.Tensor, cache: KVCache,
+                    phonemes: torch.Tensor | None = None) -> torch.Tensor:
         """Feeds one audio id per row after `prefill` or an earlier step.
 
         Args:
             audio_ids: (B,) the ids chosen at the previous step.
             positions: (B,) their audio positions.
             cache: the cache `prefill` filled; extended in place.
+            phonemes: (B,) ids of the phoneme the next frame speaks (a ``phoneme_pointer`` needs them).
 
         Returns:
-            (B, N + 1) logits for the next frame.
+            (B, D) the hidden state that predicts the next frame (`head` gives its logits).
         """
         x = self.audio_embedding(audio_ids[:, None])  # (B, 1, D)
-        hidden = self.transformer(x, positions[:, None], cache=cache)  # (B, 1, D)
-        return self.head(hidden[:, -1])
+        if self.pointer_embedding is not None:
+            x = x + self.pointer_embedding(phonemes)[:, None].to(x.dtype)
+        return self.transformer(x, positions[:, None], cache=cache)[:, -1]  # (B, D)
 
-    def _pack(self, tokens, token_lengths, audio_ids, audio_lengths, pad_left: bool) -> PackedRows:
+    def _pack(self, tokens, token_lengths, audio_ids, audio_lengths, pad_left: bool, pointers=None) -> PackedRows:
+        """[text ; audio ids] per row; ``pointers`` (B, >= Ta): the phoneme index of the frame each
+        audio input predicts, whose embedding is added (with a phoneme pointer)."""
         text = self.text_embedding(tokens)  # (B, L, D)
         audio = self.audio_embedding(audio_ids)  # (B, Ta, D)
+        if self.pointer_embedding is not None:
+            if pointers is None:
+                raise ValueError("this VALL-E AR has a phoneme pointer: pass the pointers of its steps")
+            phonemes = phoneme_pointer.pointer_phonemes(tokens, pointers[:, : audio.shape[1]])  # (B, Ta)
+            audio = audio + self.pointer_embedding(phonemes).to(audio.dtype)
         return pack_segments([text, audio], [token_lengths, audio_lengths], pad_left=pad_left)
 
 

@@ -3,7 +3,8 @@
 Each item: the first third of an utterance is the acoustic prompt and the whole transcript is
 the text, so the model must continue the utterance. The AR renders codebook 0 only (a coarse
 but audible sketch: the NAR is trained in the next stage); the NAR fills codebooks 1..K-1 on the
-ground-truth codebook 0.
+ground-truth codebook 0. An AR with a phoneme pointer starts at the phoneme its aligner gives the
+first frame after the prompt (the whole utterance aligned: validation has no prompt transcript).
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ def ar_samples(ar, batch: Batch, max_items: int) -> list[tuple[str, torch.Tensor
     for i, key, length, prompt in _rows(batch, max_items):
         codes0 = batch.codes[i, :1, :length]  # (1, T)
         tokens = batch.tokens[i : i + 1, : int(batch.token_lengths[i])]
-        [generated] = generate_ar(ar, tokens, batch.token_lengths[i : i + 1], codes0[:, :prompt],
+        token_lengths = batch.token_lengths[i : i + 1]
+        [generated] = generate_ar(ar, tokens, token_lengths, codes0[:, :prompt],
                                   torch.tensor([prompt], device=tokens.device), SAMPLING,
-                                  max_frames=torch.tensor([2 * (length - prompt) + 10]))
+                                  max_frames=torch.tensor([2 * (length - prompt) + 10]),
+                                  prompt_text_lengths=_spoken(ar, tokens, token_lengths, codes0, prompt))
         items.append((f"{key}_truth_codebook0", codes0))
         items.append((f"{key}_ar", torch.cat([codes0[0, :prompt], generated.to(codes0.device)])[None]))
     return items
@@ -51,3 +54,13 @@ def nar_samples(nar, batch: Batch, max_items: int) -> list[tuple[str, torch.Tens
         items.append((f"{key}_truth", codes[0]))
         items.append((f"{key}_nar", torch.cat([codes[0, :, :prompt], target[0]], dim=1)))
     return items
+
+
+def _spoken(ar, tokens: torch.Tensor, token_lengths: torch.Tensor, codes0: torch.Tensor, prompt: int):
+    """(1,) the phonemes the first `prompt` frames speak, by the AR's aligner on the whole utterance
+    (tokens (1, L), codes0 (1, T)); None for an AR without a phoneme pointer."""
+    if ar.aligner is None:
+        return None
+    with torch.no_grad():
+        steps = ar.align(tokens, token_lengths, codes0, torch.tensor([codes0.shape[1]], device=codes0.device))[1]
+    return steps[:, prompt]

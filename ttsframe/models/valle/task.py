@@ -1,11 +1,16 @@
 """Lightning training tasks of VALL-E: `ValleARTask` (codebook 0) and `ValleNARTask` (codebooks 1..K-1).
 
-Each task holds its model as `self.model` and trains it with `loss.codebook_loss`; the model
-code knows nothing of Lightning.
+Each task holds its model as `self.model` and trains it with `loss.valle_loss` (`codebook_loss`,
+plus an AR phoneme pointer's terms); the model code knows nothing of Lightning.
 
 Checkpoint contract (synthesis and release read it): `state_dict` keys are `model.<ValleAR or
 ValleNAR parameter name>`; `hyper_parameters` holds `model_config` (the `ValleConfig` fields),
-`optim`, `seed`, `family` ("valle") and `task` ("valle_ar" | "valle_nar").
+`optim`, `seed`, `loss` (`ValleLossConfig` fields or None for the defaults), `family` ("valle") and
+`task` ("valle_ar" | "valle_nar").
+
+Every `trainer.log_every_n_steps` steps a task logs its loss terms' gradient norms on the
+transformer's last block (`grad/ce`, and for an AR with a phoneme pointer `grad/advance`,
+`grad/aligner`: `ttsframe.training.grad_norms`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import torch
 
 from ttsframe.data.collate import Batch
 from ttsframe.training.grad_norms import last_layer, log_term_gradients
-from ttsframe.models.valle.loss import CodebookPrediction, codebook_loss
+from ttsframe.models.valle.loss import CodebookPrediction, ValleLossConfig, valle_loss
 from ttsframe.models.valle.model import ValleAR, ValleConfig, ValleNAR
 from ttsframe.models.valle.presets import get_preset
 from ttsframe.models.valle.samples import ar_samples, nar_samples
@@ -27,7 +32,8 @@ from ttsframe.training.resume import step_generator
 from ttsframe.training.task_logging import log_text_reliance
 
 FAMILY = "valle"
-ARCH_OVERRIDES = ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout", "input_noise")
+ARCH_OVERRIDES = ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout", "input_noise", "phoneme_pointer",
+                  "advance_grad_scale")
 
 
 def model_config(preset: str, vocab_size: int, n_codebooks: int, codebook_size: int, **overrides) -> dict:
@@ -48,24 +54,34 @@ def log_metrics(task: L.LightningModule, split: str, metrics: dict[str, torch.Te
     weight = 1 if train else max(int(prediction.mask.sum()), 1)  # (no GPU sync in training)
     options = dict(on_step=train, on_epoch=not train, batch_size=weight, sync_dist=not train)
     task.log(f"{split}/loss", metrics["loss"].detach(), prog_bar=True, **options)
-    task.log_dict({f"{split}/{k}": v for k, v in metrics.items() if k != "loss"}, **options)
+    task.log_dict({f"{split}/{k}": v.detach() for k, v in metrics.items() if k != "loss"}, **options)
     if train:
         task.log("train/lr", task.optimizers().param_groups[0]["lr"], on_step=True, batch_size=1)
     return options
 
 
 def init_task(task: L.LightningModule, name: str) -> ValleConfig:
-    """Saves the constructor arguments plus `family` and `task` as hyperparameters."""
+    """Saves the constructor arguments plus `family` and `task` as hyperparameters, sets
+    `task.loss_config` from the `loss` argument, and returns the model config."""
     task.save_hyperparameters(frame=inspect.currentframe().f_back)  # the task's __init__ arguments
     task.hparams["family"], task.hparams["task"] = FAMILY, name
+    loss = task.hparams.get("loss") or {}
+    valid = {f.name for f in dataclasses.fields(ValleLossConfig)}
+    if set(loss) - valid:
+        raise ValueError(f"unknown VALL-E loss settings {sorted(set(loss) - valid)}; valid: {', '.join(sorted(valid))}")
+    task.loss_config = ValleLossConfig(**loss)
     return ValleConfig(**task.hparams.model_config)
 
 
 def train_or_val_step(task: L.LightningModule, prediction: CodebookPrediction, split: str) -> torch.Tensor:
-    metrics = codebook_loss(prediction)
+    metrics = valle_loss(prediction, task.loss_config)
     log_metrics(task, split, metrics, prediction)
-    if split == "train":  # one term: its size on the last block, comparable with the other families'
-        log_term_gradients(task, {"ce": metrics["loss"]}, last_layer(task.model.transformer).parameters())
+    if split == "train":  # each weighted term's size on the last block, comparable with the other families'
+        c = task.loss_config
+        terms = {"ce": metrics.get("ce", metrics["loss"])}
+        if "advance" in metrics:  # an AR with a phoneme pointer
+            terms.update(advance=c.advance_weight * metrics["advance"], aligner=c.aligner_weight * metrics["aligner"])
+        log_term_gradients(task, terms, last_layer(task.model.transformer).parameters())
     return metrics["loss"]
 
 
@@ -82,12 +98,13 @@ class ValleARTask(L.LightningModule):
         model_config: `ValleConfig` fields (`model_config()` gives a preset's).
         optim: `OptimConfig` fields.
         seed: the run's seed (the AR draws nothing itself; kept for uniform checkpoints).
+        loss: `ValleLossConfig` fields (the phoneme pointer's weights); None keeps the defaults.
     """
 
     FAMILY, TASK = FAMILY, "valle_ar"
     build_model_config = staticmethod(model_config)
 
-    def __init__(self, model_config: dict, optim: dict | None = None, seed: int = 0):
+    def __init__(self, model_config: dict, optim: dict | None = None, seed: int = 0, loss: dict | None = None):
         super().__init__()
         self.model = ValleAR(init_task(self, self.TASK))
 
@@ -103,13 +120,14 @@ class ValleARTask(L.LightningModule):
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         prediction = self.predict_codes(batch)
-        metrics = codebook_loss(prediction)
+        metrics = valle_loss(prediction, self.loss_config)
         options = log_metrics(self, "val", metrics, prediction)
+        term = "ce" if "ce" in metrics else "loss"  # the codes' cross-entropy (a pointer adds its terms)
 
         def loss_with(text: torch.Tensor, text_lengths: torch.Tensor) -> torch.Tensor:
-            return codebook_loss(self.predict_codes(batch, text, text_lengths))["loss"]
+            return valle_loss(self.predict_codes(batch, text, text_lengths), self.loss_config)[term]
 
-        log_text_reliance(self, batch, metrics["loss"], loss_with, options)
+        log_text_reliance(self, batch, metrics[term], loss_with, options, term=term)
 
     def sample_features(self, batch: Batch, max_items: int) -> list[tuple[str, torch.Tensor]]:
         """Audio samples of validation (see `ttsframe.training.audio_samples`)."""
@@ -130,12 +148,13 @@ class ValleNARTask(L.LightningModule):
         model_config: `ValleConfig` fields; needs `n_codebooks >= 2`.
         optim: `OptimConfig` fields.
         seed: base seed of the plan.
+        loss: `ValleLossConfig` fields; checked, unused (the NAR has no pointer terms).
     """
 
     FAMILY, TASK = FAMILY, "valle_nar"
     build_model_config = staticmethod(model_config)
 
-    def __init__(self, model_config: dict, optim: dict | None = None, seed: int = 0):
+    def __init__(self, model_config: dict, optim: dict | None = None, seed: int = 0, loss: dict | None = None):
         super().__init__()
         self.model = ValleNAR(init_task(self, self.TASK))
 

@@ -120,3 +120,26 @@ def test_from_checkpoints_reads_weights_only_training_files(parts, synth, tmp_pa
     with pytest.raises(UserError, match="n_codebooks"):
         ValleSynthesizer.from_checkpoints(tmp_path / "ar.ckpt", tmp_path / "nar.ckpt", tmp_path, CODEC,
                                           {"frontend": "chars"}, device="cpu")
+
+
+def test_a_pointer_ar_loads_from_its_checkpoint_and_round_trips_a_release(parts, tmp_path):
+    from ttsframe.release import load_release, write_release
+
+    _, nar, codec, frontend, vocab = parts
+    torch.manual_seed(1)
+    ar = ValleAR(dataclasses.replace(valle_tiny(len(vocab), K, N), phoneme_pointer=True, aligner_d_model=16))
+    synth = ValleSynthesizer(ar, nar, codec, frontend, vocab, text_config={"frontend": "chars"}, codec_config=CODEC,
+                             max_prompt_seconds=0.5)
+    expected = synth.synthesize(items(), OPTIONS)
+    save_checkpoint(tmp_path / "ar.ckpt", ar, "valle_ar")
+    save_checkpoint(tmp_path / "nar.ckpt", nar, "valle_nar")
+    vocab.save(tmp_path / "vocab.json")
+    codec.save(tmp_path / "codec.safetensors")
+    loaded = ValleSynthesizer.from_checkpoints(tmp_path / "ar.ckpt", tmp_path / "nar.ckpt", tmp_path, CODEC,
+                                               {"frontend": "chars"}, device="cpu", max_prompt_seconds=0.5)
+    assert loaded.ar.config.phoneme_pointer and loaded.ar.advance_head is not None
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.synthesize(items(), OPTIONS), expected))
+    release = write_release(tmp_path / "release", loaded, {"recipe": "toy", "seed": 1})
+    again = load_release(release, device="cpu")
+    assert again.ar.config == ar.config
+    assert all(np.array_equal(a, b) for a, b in zip(again.synthesize(items(), OPTIONS), expected))

@@ -82,3 +82,46 @@ def test_ar_validation_logs_text_reliance():
     [metrics] = trainer.validate(task, Batches([batch()]), verbose=False)
     assert metrics["val/text_reliance"] == pytest.approx(metrics["val/loss_other_text"] - metrics["val/loss"], abs=1e-6)
     assert metrics["val/text_reliance"] != 0.0
+
+
+def test_a_pointer_ar_trains_and_logs_its_terms_and_their_gradients():
+    config = model_config("valle_tiny", vocab_size=12, n_codebooks=3, codebook_size=16, d_model=32, ffn_dim=64,
+                          phoneme_pointer=True, advance_grad_scale=0.1)
+    assert config["phoneme_pointer"] and config["advance_grad_scale"] == 0.1
+    torch.manual_seed(0)
+    task = ValleARTask(model_config=config, optim=OPTIM, seed=1, loss={"advance_weight": 0.5})
+    assert task.loss_config.advance_weight == 0.5 and task.hparams.loss == {"advance_weight": 0.5}
+    before = {k: v.clone() for k, v in task.model.named_parameters()}
+    trainer = L.Trainer(accelerator="cpu", max_steps=2, logger=False, enable_checkpointing=False, log_every_n_steps=1,
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit(task, train_dataloaders=Batches([batch(i) for i in range(2)]))
+    unchanged = [k for k, v in task.model.named_parameters() if torch.equal(before[k], v)]
+    assert not unchanged, unchanged
+    logged = set(trainer.callback_metrics)
+    assert {"train/advance", "train/aligner", "train/ce", "grad/advance", "grad/aligner", "grad/ce"} <= logged, logged
+    [metrics] = trainer.validate(task, Batches([batch(7)]), verbose=False)
+    assert {"val/advance_accuracy", "val/ce", "val/ce_other_text", "val/text_reliance"} <= set(metrics), metrics
+    assert metrics["val/text_reliance"] == pytest.approx(metrics["val/ce_other_text"] - metrics["val/ce"], abs=1e-6)
+
+
+def test_loss_settings_are_checked_and_the_nar_takes_them_too():
+    with pytest.raises(ValueError, match="valid: advance_weight, aligner_weight"):
+        ValleARTask(CONFIG, loss={"bogus": 1.0})
+    nar = ValleNARTask(CONFIG, loss={"aligner_weight": 0.5})  # one model.loss for both train stages
+    assert nar.loss_config.aligner_weight == 0.5
+    with pytest.raises(ValueError, match="valid: d_model"):
+        model_config("valle_tiny", 12, 3, 16, max_advance=3)
+
+
+def test_a_pointer_ar_renders_validation_samples():
+    config = model_config("valle_tiny", vocab_size=12, n_codebooks=3, codebook_size=16, d_model=32, ffn_dim=64,
+                          phoneme_pointer=True)
+    torch.manual_seed(0)
+    task = ValleARTask(model_config=config, optim=OPTIM)
+    b = batch(size=2)
+    items = task.sample_features(b, max_items=2)
+    assert [name for name, _ in items] == ["u0_truth_codebook0", "u0_ar", "u1_truth_codebook0", "u1_ar"]
+    for (_, truth), (_, sample) in zip(items[::2], items[1::2]):
+        prompt = max(1, int(truth.shape[1] / 3))
+        assert sample.shape[0] == 1 and torch.equal(sample[0, :prompt], truth[0, :prompt])
+        assert sample.shape[1] > prompt
