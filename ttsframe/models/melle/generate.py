@@ -145,7 +145,7 @@ def generate_mel(
                 break
             phonemes = None
             if position is not None:  # the advance head moves the pointer on, never past the text
-                position, pointer, phonemes, past = move_pointer(position, model.advance_head(hidden), tokens,
+                position, pointer, phonemes, past = move_pointer(position, model.advance_logits(hidden, group), tokens,
                                                                  token_lengths)
                 track = track.scatter(1, (prompt_steps + 1 + step)[:, None], pointer[:, None])
                 past = past & ~finished & (step + 1 >= min_steps)

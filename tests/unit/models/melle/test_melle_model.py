@@ -159,3 +159,26 @@ def test_a_phoneme_pointer_aligns_each_group_and_trains_the_advance_head(r):
     with pytest.raises(ValueError, match="max_advance"):
         MelleConfig(vocab_size=VOCAB, max_advance=1)
     assert model(r).advance_head is None and model(r).aligner is None
+
+
+def test_an_advance_head_that_sees_the_group_reads_it_in_training_and_in_generation():
+    """`advance_sees_group`: the move after group j depends on group j (the target's when teacher-forced,
+    the drawn one when generating); without it the group changes nothing."""
+    from ttsframe.models.melle.generate import MelleSamplingOptions, generate_mel
+
+    tokens, token_lengths, mel, frame_lengths = batch()
+    net = model(2, phoneme_pointer=True, advance_sees_group=True)
+    p = net(tokens, token_lengths, mel, frame_lengths, generator=torch.Generator().manual_seed(1))
+    p.advance[0].sum().backward()
+    assert net.advance_head[0].weight.grad[:, net.config.d_model:].abs().sum() > 0  # the group's columns
+    hidden, groups = torch.randn(3, net.config.d_model), torch.randn(3, net.config.group_dim)
+    assert not torch.allclose(net.advance_logits(hidden, groups), net.advance_logits(hidden, groups + 1))
+    plain = model(2, phoneme_pointer=True)
+    torch.testing.assert_close(plain.advance_logits(hidden, groups), plain.advance_logits(hidden, groups + 1))
+    seen = []  # generation moves the pointer on the group it just drew
+    read = net.advance_logits
+    net.advance_logits = lambda h, g: seen.append(g.clone()) or read(h, g)
+    options = MelleSamplingOptions(temperature=0.0, max_frames_per_token=2.0)
+    generate_mel(net, tokens, token_lengths, mel[:, :0], torch.zeros(3, dtype=torch.long), options,
+                 min_frames=torch.full((3,), 6))
+    assert seen and all(g.shape == (3, net.config.group_dim) and g.abs().sum() > 0 for g in seen)
