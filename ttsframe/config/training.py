@@ -49,6 +49,7 @@ class ModelConfig:
     phoneme_pointer: bool | None = None  # DiTAR, MELLE, VALL-E AR: inputs carry the aligned phoneme, a head moves it
     advance_grad_scale: float | None = None  # DiTAR, MELLE, VALL-E AR: factor on that head's gradient into the LM
     advance_sees_group: bool | None = None  # MELLE: the advance head also reads the group it moves after
+    pointer_jitter: float | None = None  # MELLE: share of training steps fed a neighbour's pointer
     time_logit_mean: float | None = None  # DiTAR: logit-normal training times around it (null: uniform)
     regression_prior: bool | None = None  # DiTAR: a head regresses each patch; LocDiT models the residual
     # Loss weights of families that take them (MELLE: kl_weight, flux_weight, stop_weight,

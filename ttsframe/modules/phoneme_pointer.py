@@ -49,10 +49,24 @@ def pointer_phonemes(text: torch.Tensor, pointers: torch.Tensor) -> torch.Tensor
     return text.gather(1, pointers.clamp(0, text.shape[1] - 1))
 
 
-def advance_targets(pointers: torch.Tensor, max_advance: int) -> torch.Tensor:
+def advance_targets(pointers: torch.Tensor, max_advance: int, fed: torch.Tensor | None = None) -> torch.Tensor:
     """(B, N) phoneme index per step -> (B, N - 1) long, the move from step s to s + 1, clamped
-    to 0 .. max_advance - 1 (the advance head's classes)."""
-    return (pointers[:, 1:] - pointers[:, :-1]).clamp(0, max_advance - 1)
+    to 0 .. max_advance - 1 (the advance head's classes). With ``fed`` (B, N), the pointers the
+    inputs carried (`jittered`): the move from fed[s] back onto pointers[s + 1]."""
+    start = pointers if fed is None else fed
+    return (pointers[:, 1:] - start[:, :-1]).clamp(0, max_advance - 1)
+
+
+def jittered(pointers: torch.Tensor, share: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(B, N) monotonic pointers with a ``share`` of steps taking the pointer of the step before or
+    after (a phoneme boundary a step early or late), kept monotonic: the timing errors a free-running
+    advance head makes, shown in training so the model follows the pointer it is given."""
+    batch, n = pointers.shape
+    draw = torch.rand(batch, n, generator=generator, device=generator.device if generator else None)
+    sign = torch.randint(0, 2, (batch, n), generator=generator, device=draw.device) * 2 - 1
+    shift = (sign * (draw < share)).to(pointers.device)
+    index = (torch.arange(n, device=pointers.device) + shift).clamp(0, n - 1)
+    return pointers.gather(1, index).cummax(dim=1).values
 
 
 def advance_loss(logits: torch.Tensor, moves: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

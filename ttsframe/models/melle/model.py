@@ -82,6 +82,10 @@ class MelleConfig:
     # drawn), through an MLP: the move after a group is decided knowing what the group says. Without it,
     # the memorized model said its rows back at WER 0.45-0.55, and 0.14-0.20 fed the aligner's own track.
     advance_sees_group: bool = False
+    # In training, this share of the groups is fed the pointer of the group before or after (a phoneme
+    # boundary a group early or late; `phoneme_pointer.jittered`), and the advance head learns the move
+    # back onto the aligner's track: the model follows the pointer it is given, as generation needs.
+    pointer_jitter: float = 0.0
     max_advance: int = 4
     advance_grad_scale: float = 0.02
     aligner_d_model: int = 128
@@ -95,6 +99,8 @@ class MelleConfig:
             raise ValueError(f"max_advance must be >= 2, got {self.max_advance}")
         if not 0.0 <= self.advance_grad_scale <= 1.0:
             raise ValueError(f"advance_grad_scale must be in [0, 1], got {self.advance_grad_scale}")
+        if not 0.0 <= self.pointer_jitter <= 1.0:
+            raise ValueError(f"pointer_jitter must be in [0, 1], got {self.pointer_jitter}")
 
     @property
     def group_dim(self) -> int:
@@ -194,9 +200,12 @@ class Melle(nn.Module):
         # last group is never an input.
         inputs = groups[:, :-1]  # (B, S - 1, rM)
         aligner_loss, pointers = self.align(tokens, token_lengths, target, frame_lengths, n_steps)  # (), (B, S)
+        fed = pointers  # (B, S) what the inputs carry
+        if pointers is not None and self.training and self.config.pointer_jitter > 0:
+            fed = phoneme_pointer.jittered(pointers, self.config.pointer_jitter, generator)
         if self.training and self.config.self_feed > 0 and n_steps > 1:
-            inputs = self._self_fed(tokens, token_lengths, inputs, steps, noise, generator, pointers)
-        audio_hidden = self._audio_hidden(tokens, token_lengths, inputs, steps, pointers)  # (B, S, D)
+            inputs = self._self_fed(tokens, token_lengths, inputs, steps, noise, generator, fed)
+        audio_hidden = self._audio_hidden(tokens, token_lengths, inputs, steps, fed)  # (B, S, D)
         coarse, mu, logvar = self.latent(audio_hidden, noise.to(audio_hidden.dtype))  # (B, S, rM) each
         coarse, mu, logvar = (groups_to_frames(x, r)[:, :n_frames] for x in (coarse, mu, logvar))  # (B, T, M)
         refined = self.postnet(coarse, frame_mask)  # (B, T, M)
@@ -207,7 +216,7 @@ class Melle(nn.Module):
         stop_logits = self.stop_head(audio_hidden)  # (B, S)
         advance = None
         if pointers is not None:  # group j's head predicts the move to group j + 1 (none after the last)
-            moves = phoneme_pointer.advance_targets(pointers, self.config.max_advance)  # (B, S - 1)
+            moves = phoneme_pointer.advance_targets(pointers, self.config.max_advance, fed)  # (B, S - 1)
             logits = self.advance_logits(scale_gradient(audio_hidden[:, :-1], self.config.advance_grad_scale),
                                          groups[:, :-1])
             advance = (logits, moves, step_mask[:, 1:])  # (B, S - 1, A), (B, S - 1), (B, S - 1)

@@ -42,7 +42,8 @@ from ttsframe.training.task_logging import log_losses, log_text_reliance
 
 FAMILY = "melle"
 ARCH_OVERRIDES = ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout", "reduction_factor", "self_feed",
-                  "phoneme_pointer", "advance_grad_scale", "advance_sees_group")
+                  "phoneme_pointer", "advance_grad_scale", "advance_sees_group",
+                  "pointer_jitter")
 
 
 def model_config(preset: str, vocab_size: int, n_codebooks: int | None = 0, codebook_size: int | None = 0,

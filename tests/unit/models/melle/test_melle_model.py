@@ -182,3 +182,21 @@ def test_an_advance_head_that_sees_the_group_reads_it_in_training_and_in_generat
     generate_mel(net, tokens, token_lengths, mel[:, :0], torch.zeros(3, dtype=torch.long), options,
                  min_frames=torch.full((3,), 6))
     assert seen and all(g.shape == (3, net.config.group_dim) and g.abs().sum() > 0 for g in seen)
+
+
+def test_pointer_jitter_moves_boundaries_by_a_group_and_the_head_learns_the_way_back():
+    from ttsframe.modules.phoneme_pointer import advance_targets, jittered
+
+    track = torch.tensor([[0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 3, 4]])
+    fed = jittered(track, 0.5, torch.Generator().manual_seed(0))
+    assert (fed[:, 1:] >= fed[:, :-1]).all() and (fed - track).abs().max() == 1 and (fed != track).any()
+    assert torch.equal(jittered(track, 0.0), track)
+    moves = advance_targets(track, 4, fed)
+    assert torch.equal(moves, (track[:, 1:] - fed[:, :-1]).clamp(0, 3))  # from what was fed back onto the track
+    tokens, token_lengths, mel, frame_lengths = batch()
+    net = model(2, phoneme_pointer=True, pointer_jitter=0.5)
+    a = net(tokens, token_lengths, mel, frame_lengths, generator=torch.Generator().manual_seed(1))
+    b = net.eval()(tokens, token_lengths, mel, frame_lengths, generator=torch.Generator().manual_seed(1))
+    assert not torch.equal(a.advance[1], b.advance[1])  # training jitters; evaluation feeds the track itself
+    with pytest.raises(ValueError, match="pointer_jitter"):
+        MelleConfig(vocab_size=VOCAB, pointer_jitter=1.5)
