@@ -90,7 +90,8 @@ def generate_ar(
                 break
             phonemes = None
             if position is not None:  # the advance head moves the pointer on; past the text ends the row
-                position, _, phonemes, past = move_pointer(position, ar.advance_head(hidden), tokens, token_lengths)
+                moves = ar.advance_logits(hidden, next_ids)  # (B, A): the head sees the code it moves after
+                position, _, phonemes, past = move_pointer(position, moves, tokens, token_lengths)
                 past = past & ~finished & (step + 1 >= min_frames)
                 lengths = torch.where(past, step + 1, lengths)
                 finished = finished | past

@@ -19,8 +19,8 @@ same, `ttsframe.modules.phoneme_pointer`) the AR trains a forward-sum aligner al
 its own embedding of the codebook-0 codes (not the AR's ``audio_embedding``; trained by the
 forward-sum loss alone) and gives every frame a phoneme. AR step t (input BOS or code t - 1, target
 code t) also carries the embedding of frame t's phoneme (the EOS step: the row's last phoneme), and
-an advance head on hidden state t predicts how many phonemes frame t + 1 moves on; after the last
-frame the pointer moves past the text, which ends a row in generation. Codebook 0 only feeds the
+an advance head on hidden state t and code t predicts how many phonemes frame t + 1 moves on; after
+the last frame the pointer moves past the text, which ends a row in generation. Codebook 0 only feeds the
 aligner: it is what the AR reads, in training and in generation alike. The NAR has no pointer.
 """
 
@@ -62,10 +62,11 @@ class ValleConfig:
     # AR phoneme pointer (`ttsframe.modules.phoneme_pointer`; MELLE and DiTAR have the same): a
     # forward-sum aligner over the AR's codebook-0 codes (its own code embedding of width
     # ``aligner_d_model``) gives each frame a phoneme; each AR input also carries the embedding of the
-    # phoneme of the frame it predicts, and an advance head on hidden state t predicts how many
-    # phonemes frame t + 1 moves on (0 .. max_advance - 1; past the text after the last frame), its
-    # gradient into the transformer scaled by ``advance_grad_scale``. Generation follows the head and
-    # ends a row once the pointer passes its text. The NAR ignores these.
+    # phoneme of the frame it predicts, and an advance head (an MLP) on hidden state t and code t
+    # predicts how many phonemes frame t + 1 moves on (0 .. max_advance - 1; past the text after the
+    # last frame), its gradient into the transformer scaled by ``advance_grad_scale``; seeing code t
+    # took the memorization check from WER 0.986 to 0.705 (docs/recipes/valle.md). Generation follows
+    # the head and ends a row once the pointer passes its text. The NAR ignores these.
     phoneme_pointer: bool = False
     max_advance: int = 4
     advance_grad_scale: float = 0.02
@@ -129,12 +130,16 @@ class ValleAR(nn.Module):
         self.head = nn.Linear(config.d_model, config.codebook_size + 1, bias=False)  # codes, EOS
         nn.init.normal_(self.head.weight, std=0.02)
         self.aligner = self.aligner_embedding = self.pointer_embedding = self.advance_head = None
+        self.advance_code_embedding = None
         if config.phoneme_pointer:
             width = config.aligner_d_model
             self.aligner_embedding = nn.Embedding(config.codebook_size, width)  # N(0, 1): standardised frames
             self.aligner = ForwardSumAligner(AlignerConfig(config.vocab_size, n_mels=width, d_model=width))
             self.pointer_embedding = _embedding(config.vocab_size, config.d_model)
-            self.advance_head = nn.Linear(config.d_model, config.max_advance)
+            # the move after frame t is decided once code t is known: an MLP over hidden state t and code t
+            self.advance_code_embedding = nn.Embedding(config.codebook_size + 1, config.d_model)  # codes, EOS
+            self.advance_head = nn.Sequential(nn.Linear(2 * config.d_model, config.d_model), nn.GELU(),
+                                              nn.Linear(config.d_model, config.max_advance))
 
     def forward(
         self,
@@ -175,7 +180,7 @@ class ValleAR(nn.Module):
         mask = lengths_to_mask(frame_lengths + 1, n_frames + 1)  # (B, T + 1)
         advance = None
         if pointers is not None:
-            advance = self._advance(audio_hidden[:, :-1], pointers, token_lengths, frame_lengths)
+            advance = self._advance(audio_hidden[:, :-1], codes, pointers, token_lengths, frame_lengths)
         return CodebookPrediction(logits, targets, mask, aligner_loss=aligner_loss, advance=advance)
 
     def align(self, tokens: torch.Tensor, token_lengths: torch.Tensor, codes: torch.Tensor,
@@ -202,16 +207,23 @@ class ValleAR(nn.Module):
         frames = self.aligner_embedding(codes.masked_fill(~mask, 0).clamp(0, self.config.codebook_size - 1))
         return frames * mask[..., None]
 
-    def _advance(self, frame_hidden: torch.Tensor, pointers: torch.Tensor, token_lengths: torch.Tensor,
-                 frame_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The advance head on the hidden states of steps 0 .. T - 1, (B, T, D), and its targets: the
-        move from frame t to t + 1, the last frame's to one past the text. -> logits (B, T, A),
-        moves (B, T) long, mask (B, T) of the real frames."""
+    def _advance(self, frame_hidden: torch.Tensor, codes: torch.Tensor, pointers: torch.Tensor,
+                 token_lengths: torch.Tensor, frame_lengths: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The advance head on the hidden states of steps 0 .. T - 1, (B, T, D), and the codes (B, T)
+        they predict, and its targets: the move from frame t to t + 1, the last frame's to one past
+        the text. -> logits (B, T, A), moves (B, T) long, mask (B, T) of the real frames."""
         n_frames = frame_hidden.shape[1]
         ends = pointers.scatter(1, frame_lengths[:, None].long(), token_lengths[:, None].long())  # (B, T + 1)
         moves = phoneme_pointer.advance_targets(ends, self.config.max_advance)  # (B, T)
-        logits = self.advance_head(scale_gradient(frame_hidden, self.config.advance_grad_scale))
+        logits = self.advance_logits(scale_gradient(frame_hidden, self.config.advance_grad_scale), codes)
         return logits, moves, lengths_to_mask(frame_lengths, n_frames)
+
+    def advance_logits(self, hidden: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """(..., D) hidden states, (...) the codes (or EOS) chosen from them -> (..., A) logits of the
+        next frame's move."""
+        code = self.advance_code_embedding(codes).to(hidden.dtype)  # (..., D)
+        return self.advance_head(torch.cat([hidden, code], dim=-1))
 
     def _noisy(self, codes: torch.Tensor) -> torch.Tensor:
         """(B, T) codes with a random `input_noise` share replaced by uniformly drawn codes."""

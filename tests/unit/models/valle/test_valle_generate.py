@@ -126,9 +126,9 @@ def never_eos(ar):
 def set_advance(ar, move):
     """Makes the advance head predict ``move`` phonemes per frame (almost surely)."""
     with torch.no_grad():
-        ar.advance_head.weight.zero_()
-        ar.advance_head.bias.fill_(-30.0)
-        ar.advance_head.bias[move] = 30.0
+        ar.advance_head[-1].weight.zero_()
+        ar.advance_head[-1].bias.fill_(-30.0)
+        ar.advance_head[-1].bias[move] = 30.0
 
 
 def pointer_inputs():
@@ -154,7 +154,8 @@ def test_a_pointer_ar_s_cached_decoding_matches_teacher_forcing():
         for step in range(5):
             audio_step = prompt_lengths + step
             torch.testing.assert_close(ar.head(hidden), full.logits[rows, audio_step], atol=1e-5, rtol=1e-5)
-            torch.testing.assert_close(ar.advance_head(hidden), full.advance[0][rows, audio_step], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(ar.advance_logits(hidden, codes[rows, audio_step]),
+                                       full.advance[0][rows, audio_step], atol=1e-5, rtol=1e-5)
             phonemes = tokens[rows, steps[rows, audio_step + 1]]  # of the frame the next input predicts
             hidden = ar.decode_step(codes[rows, audio_step], positions + step, cache, phonemes)
 
@@ -197,5 +198,5 @@ def test_a_pointer_ar_synthesizes_the_target_only_and_rows_alone_as_together():
     together = synthesize_codes(ar, nar, *synthesis_items(), options)
     assert [c.shape for c in together] == [(K, 3), (K, 2)]  # from the first target phoneme, one frame each
     with torch.no_grad():  # a head that is not sure: the expected move carries its fraction
-        ar.advance_head.bias.copy_(torch.tensor([1.0, 0.5, -1.0, -2.0]))
+        ar.advance_head[-1].bias.copy_(torch.tensor([1.0, 0.5, -1.0, -2.0]))
     assert_rows_alone_as_together(ar, nar, options)

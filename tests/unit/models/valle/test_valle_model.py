@@ -200,7 +200,8 @@ def test_a_phoneme_pointer_aligns_each_step_and_trains_the_advance_head():
     p.aligner_loss.backward(retain_graph=True)  # the aligner reads its own code embedding, not the AR's
     assert ar.aligner_embedding.weight.grad.abs().sum() > 0 and ar.audio_embedding.weight.grad is None
     metrics["loss"].backward()
-    for name in ("advance_head.weight", "pointer_embedding.weight", "aligner.query_encoder.0.weight"):
+    for name in ("advance_head.0.weight", "advance_code_embedding.weight", "pointer_embedding.weight",
+                 "aligner.query_encoder.0.weight"):
         assert ar.get_parameter(name).grad.abs().sum() > 0, name
     assert all(torch.isfinite(q.grad).all() for q in ar.parameters() if q.grad is not None)
 
