@@ -24,7 +24,7 @@ import torch
 from omegaconf import OmegaConf
 
 from ttsframe.data.manifest import read_manifest
-from ttsframe.eval.asr import build_asr
+from ttsframe.eval.asr import asr_from_config
 from ttsframe.eval.wer import error_rates
 from ttsframe.pipeline.release import synthesis_sampling
 from ttsframe.pipeline.synthesize import (RUN_OPTIONS, load_synthesizer, model_options, pair_prompts, prompt_item,
@@ -76,8 +76,7 @@ def main() -> None:
     pairs = pairs[: args.items]
     texts = [target.text for target, _ in pairs]
     asr_cfg = cfg.eval.asr
-    asr = build_asr(asr_cfg.backend, model=asr_cfg.model, device="cpu", language=asr_cfg.language,
-                    beam_size=int(asr_cfg.beam_size), batch_size=int(asr_cfg.batch_size))
+    asr = asr_from_config(asr_cfg, "cpu")
     rows = []
     print(f"{args.exp_dir} ({cls.FAMILY}), {args.stage}: {len(pairs)} {args.split} items, {asr_cfg.backend} ASR")
     print("| step | training minutes | WER | CER | length (median, x the recording's) |\n|---|---|---|---|---|")

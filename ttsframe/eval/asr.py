@@ -211,6 +211,12 @@ def build_asr(backend: str, **kwargs):
     return cls(**kwargs)
 
 
+def asr_from_config(asr_cfg, device: str):
+    """The ASR an `eval.asr` config names, on `device`."""
+    return build_asr(asr_cfg.backend, model=asr_cfg.model, device=device, language=asr_cfg.language,
+                     beam_size=int(asr_cfg.beam_size), batch_size=int(asr_cfg.batch_size))
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     """sha256 of a file, hashed once per (real path, size, mtime) and remembered in the cache."""
     real = os.path.realpath(path)

@@ -39,12 +39,11 @@ class Scorers:
     @classmethod
     def from_config(cls, cfg) -> "Scorers":
         """Builds the models an `eval` config names (DictConfig or EvalConfig)."""
-        from ttsframe.eval.asr import build_asr
+        from ttsframe.eval.asr import asr_from_config
         from ttsframe.eval.mos import MOS_PREDICTORS, MetricUnavailable, build_mos_predictor
         from ttsframe.eval.speaker import build_speaker_encoder
 
-        asr = build_asr(cfg.asr.backend, model=cfg.asr.model, device=cfg.device, language=cfg.asr.language,
-                        beam_size=int(cfg.asr.beam_size), batch_size=int(cfg.asr.batch_size))
+        asr = asr_from_config(cfg.asr, cfg.device)
         speaker = build_speaker_encoder(cfg.speaker.backend, model=cfg.speaker.model, device=cfg.device)
         mos, skipped = {}, {}
         for name in cfg.mos:
