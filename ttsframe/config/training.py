@@ -50,10 +50,11 @@ class ModelConfig:
     advance_grad_scale: float | None = None  # DiTAR, MELLE, VALL-E AR: factor on that head's gradient into the LM
     advance_sees_group: bool | None = None  # MELLE: the advance head also reads the group it moves after
     pointer_jitter: float | None = None  # MELLE: share of training steps fed a neighbour's pointer
+    duration_plan: bool | None = None  # MELLE, DiTAR (with phoneme_pointer): a text-only duration predictor plans the track
     time_logit_mean: float | None = None  # DiTAR: logit-normal training times around it (null: uniform)
     regression_prior: bool | None = None  # DiTAR: a head regresses each patch; LocDiT models the residual
     # Loss weights of families that take them (MELLE: kl_weight, flux_weight, stop_weight,
-    # stop_pos_weight, aligner_weight, advance_weight; DiTAR: diffusion_weight, stop_weight, stop_pos_weight, alignment_weight,
+    # stop_pos_weight, aligner_weight, advance_weight, duration_weight; DiTAR: diffusion_weight, stop_weight, stop_pos_weight, alignment_weight,
     # alignment_sigma; VALL-E: aligner_weight, advance_weight, the AR's phoneme pointer's); empty keeps the
     # family's defaults.
     loss: dict[str, Any] = field(default_factory=dict)

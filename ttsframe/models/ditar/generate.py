@@ -11,7 +11,9 @@ phonemes); finished rows keep being fed until every row is done, their outputs d
 With a phoneme pointer (`DiTARConfig.phoneme_pointer`) the prompt's patches are aligned to the
 prompt's phonemes by the model's aligner, the target starts at the first target phoneme, and after
 each patch the pointer moves on by the advance head's expected move (summed with its fraction,
-floored to a phoneme); a row also ends once the pointer passes its last phoneme.
+floored to a phoneme); a row also ends once the pointer passes its last phoneme. A model with a
+duration plan (`DiTARConfig.duration_plan`) follows instead the track its duration predictor plans
+for the target before the first patch (scaled to the prompt's pace), and a row also ends where it does.
 
 The acoustic prompt is cut to a whole number of patches (its last T mod P frames are dropped):
 training never feeds a partly padded patch as an input or as history. Only the target part
@@ -31,6 +33,7 @@ from ttsframe.models.ditar.diffusion import SOLVERS, guided, sample
 from ttsframe.models.ditar.model import DiTAR
 from ttsframe.models.ditar.patches import frames_to_patches, last_patches, patches_to_frames
 from ttsframe.modules.packing import pad_rows
+from ttsframe.modules.duration_plan import follow_plan, planned_track
 from ttsframe.modules.phoneme_pointer import move_pointer, start_pointers
 from ttsframe.modules.length_budget import frame_budget, frame_floor
 
@@ -55,6 +58,9 @@ class DiTARSamplingOptions:
         min_frames: no stop is taken before this many frames exist...
         min_frames_per_token: ...or this many frames per target phoneme, whichever is more (0: off).
         seed: seeds the generator that generation creates (the noise of every patch).
+        follow_plan: a model with a duration plan follows it (False: the advance head's moves).
+        prompt_pace: the plan's durations are scaled by the prompt's pace (its aligned patches over the
+            patches predicted for its phonemes, within `duration_plan.RATE_RANGE`); False: as predicted.
     """
 
     nfe: int = 10
@@ -66,6 +72,8 @@ class DiTARSamplingOptions:
     min_frames: int = 1
     min_frames_per_token: float = 0.0
     seed: int = 0
+    follow_plan: bool = True
+    prompt_pace: bool = True
 
     def __post_init__(self):
         if self.nfe < 0:
@@ -179,6 +187,12 @@ def generate(
         cache = model.lm.new_cache(max_length=int((text_lengths + n_prompt + 1).max()) + n_steps)
         pointer, pointers = _start_pointers(model, text, text_lengths, prompt_mel.to(device), prompt_lengths.to(device),
                                             n_prompt, prompt_text_lengths)  # (B,), (B, G + 1) or None
+        planned = planned_steps = None
+        if pointers is not None and model.duration_predictor is not None and options.follow_plan:
+            planned, planned_steps = planned_track(model.duration_predictor, text, text_lengths, pointer, pointers[:, :-1],
+                                                   n_prompt, prompt_text_lengths if options.prompt_pace else None,
+                                                   n_steps + 1)  # (B, steps + 1), (B,)
+            pointers = pointers.scatter(1, n_prompt.long()[:, None], planned[:, :1])  # the first target patch's phoneme
         hidden = model.prefill(text, text_lengths, prompt, n_prompt, cache, pointers)  # (B, d)
         position = None if pointer is None else pointer.float()  # (B,) the pointer, with its fraction
         history, history_mask = last_patches(prompt, n_prompt, model.config.history)  # (B, K, P, D), (B, K)
@@ -198,8 +212,11 @@ def generate(
                 history = torch.cat([history[:, 1:], patch[:, None]], dim=1)
                 history_mask = torch.cat([history_mask[:, 1:], torch.ones_like(history_mask[:, :1])], dim=1)
             phonemes = None
-            if pointer is not None:  # the advance head moves the pointer on, never past the text
+            if planned is not None:  # the planned track, ending where the plan does
+                pointer, phonemes, past = follow_plan(planned, planned_steps, step + 1, text)
+            elif pointer is not None:  # the advance head moves the pointer on, never past the text
                 position, pointer, phonemes, past = move_pointer(position, model.advance_head(hidden), text, text_lengths)
+            if phonemes is not None:
                 past_the_text = past & ~finished & (step + 1 >= min_steps)
                 steps = torch.where(past_the_text, step + 1, steps)
                 finished = finished | past_the_text

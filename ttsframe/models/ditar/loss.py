@@ -20,6 +20,8 @@
   patch at the real frames, times ``prior_weight`` (L_diff is then LocDiT's error on the residual).
 * L_advance (with a phoneme pointer): cross-entropy of the advance head against how many phonemes
   (by the aligner) each next patch moved on, times ``advance_weight``; mean over real patches.
+* L_duration (with a duration plan): the predictor's MSE on log(1 + patches) per phoneme against the
+  aligner's counts, times ``duration_weight`` (its own parameters only: it never reaches the LM).
 
 Defaults: both weights 1 (the paper adds the stop loss without a stated weight, as we read it);
 stop_pos_weight = 20 is our choice. The stop gradient reaching the LM is scaled by the model's
@@ -36,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from ttsframe.modules.guided_attention import aligned_prior, diagonal_loss, prior_loss
+from ttsframe.modules.duration_plan import duration_loss
 from ttsframe.modules.phoneme_pointer import advance_loss
 
 
@@ -59,6 +62,8 @@ class DiTARPrediction:
         advance: with a phoneme pointer, (logits (B, N - 1, A), moves (B, N - 1) long, mask (B, N - 1)):
             the advance head of patches 0 .. N - 2 and how many phonemes the next patch moved on.
         prior: with a regression prior, (mu (B, N, P, D), the clean patches (B, N, P, D)).
+        durations: with a duration plan, (predicted log(1 + patches) (B, L), the aligner's patches per
+            phoneme (B, L), text_lengths (B,)).
     """
 
     v_pred: torch.Tensor
@@ -73,6 +78,7 @@ class DiTARPrediction:
     aligned_phonemes: torch.Tensor | None = None
     advance: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
     prior: tuple[torch.Tensor, torch.Tensor] | None = None
+    durations: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
 
 @dataclass
@@ -85,6 +91,7 @@ class DiTARLossConfig:
     alignment_width: float = 1.0  # or, with an aligner, of its prior around the aligned phoneme, in phonemes
     aligner_weight: float = 1.0  # of the aligner's forward-sum loss
     advance_weight: float = 1.0  # of the phoneme pointer's advance cross-entropy
+    duration_weight: float = 1.0  # of the duration plan's MSE (its own parameters only)
     prior_weight: float = 1.0  # of the regression prior's squared error
 
     def __post_init__(self):
@@ -92,7 +99,7 @@ class DiTARLossConfig:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("diffusion_weight", "stop_weight", "alignment_weight", "aligner_weight",
-                     "advance_weight", "prior_weight"):
+                     "advance_weight", "prior_weight", "duration_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.stop_pos_weight <= 0:
@@ -145,6 +152,9 @@ def ditar_loss(prediction: DiTARPrediction, config: DiTARLossConfig | None = Non
     if p.advance is not None:
         terms["advance"], terms["advance_accuracy"] = advance_loss(*p.advance)
         total = total + config.advance_weight * terms["advance"]
+    if p.durations is not None:
+        terms["duration"] = duration_loss(*p.durations)
+        total = total + config.duration_weight * terms["duration"]
     with torch.no_grad():
         # the decision generation takes: calibrated P(stop) > 0.5, i.e. logit > log(pos_weight)
         right = ((p.stop_logits > math.log(config.stop_pos_weight)) == (p.stop_targets > 0.5)) & p.patch_mask

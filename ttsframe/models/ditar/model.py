@@ -36,6 +36,7 @@ from ttsframe.models.ditar.patches import (
     PATCH_SIZES, REPRESENTATIONS, build_representation, frames_to_patches, history_patches, patches_for,
 )
 from ttsframe.modules.aligner import AlignerConfig, ForwardSumAligner
+from ttsframe.modules.duration_plan import DurationPredictor, steps_per_phoneme
 from ttsframe.modules.kv_cache import KVCache
 from ttsframe.modules import mel_norm
 from ttsframe.modules.packing import PackedRows, lengths_to_mask, pack_segments, take_segment
@@ -97,6 +98,10 @@ class DiTARConfig:
     # Factor on the gradient the advance head sends into the LM (as the stop head's): unscaled, the
     # advance cross-entropy's gradient on the LM's last layer was ~40x the diffusion's (0.145 vs 0.0037).
     advance_grad_scale: float = 1.0
+    # A duration plan (`ttsframe.modules.duration_plan`, as MELLE's): a text-only predictor of each
+    # phoneme's patches, trained on the aligner's; generation follows the track it plans (scaled to the
+    # prompt's pace) instead of the advance head's moves (`DiTARSamplingOptions.follow_plan`).
+    duration_plan: bool = False
     time_logit_mean: float | None = None  # training's diffusion times: None uniform, else logit-normal (diffusion.py)
     # Regression prior (Grad-TTS's prior, CosyVoice flow_cpu's `source: mu`, per patch): a head on h_i
     # regresses the patch (mu_i, squared error); LocDiT then models the residual x0 - mu_i, and a
@@ -146,6 +151,8 @@ class DiTARConfig:
             raise ValueError("self_feed needs regression_prior=true (the fed patches are the prior's)")
         if not 0.0 <= self.advance_grad_scale <= 1.0:
             raise ValueError(f"advance_grad_scale must be in [0, 1], got {self.advance_grad_scale}")
+        if self.duration_plan and not self.phoneme_pointer:
+            raise ValueError("duration_plan needs phoneme_pointer=true (it plans the pointer's track)")
         for name in ("dropout", "cfg_drop_prob", "input_dropout", "history_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
@@ -184,11 +191,13 @@ class DiTAR(nn.Module):
         self.aligner = None  # trained alongside, where guided heads look where it says or a pointer reads it
         if config.phoneme_pointer or (config.alignment_heads and config.alignment_target == "aligner"):
             self.aligner = ForwardSumAligner(AlignerConfig(config.vocab_size, frame_dim, config.aligner_d_model))
-        self.pointer_embedding = self.advance_head = None
+        self.pointer_embedding = self.advance_head = self.duration_predictor = None
         if config.phoneme_pointer:
             self.pointer_embedding = nn.Embedding(config.vocab_size, d_model)
             nn.init.normal_(self.pointer_embedding.weight, std=0.02)
             self.advance_head = nn.Linear(d_model, config.max_advance)
+        if config.duration_plan:
+            self.duration_predictor = DurationPredictor(config.vocab_size)
         self.prior_head = None
         if config.regression_prior:
             self.prior_head = nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(),
@@ -270,9 +279,13 @@ class DiTAR(nn.Module):
             moves = phoneme_pointer.advance_targets(pointers, self.config.max_advance)  # (B, N - 1)
             logits = self.advance_head(scale_gradient(hidden[:, :-1], self.config.advance_grad_scale))
             advance = (logits, moves, patch_mask[:, 1:])
+        durations = None
+        if self.duration_predictor is not None:  # the aligner's patches per phoneme, the plan's target
+            durations = (self.duration_predictor(text, text_lengths),
+                         steps_per_phoneme(pointers, n_patches, text.shape[1]), text_lengths)  # (B, L), (B, L), (B,)
         return DiTARPrediction(v_pred, v_true, frame_mask, stop_logits, stop_targets, patch_mask,
                                text_attention, text_lengths, aligner_loss, aligned, advance,
-                               None if prior is None else (prior, patches))
+                               None if prior is None else (prior, patches), durations)
 
     def _self_fed(self, text, text_lengths, patches, frame_mask, n_patches, pointers, generator) -> torch.Tensor:
         """patches (B, N, P, D) with a ``self_feed`` share replaced by the prior's prediction of them

@@ -10,7 +10,9 @@ With a phoneme pointer (`MelleConfig.phoneme_pointer`; `ttsframe.modules.phoneme
 prompt's groups are aligned to the prompt's phonemes by the model's aligner, the target starts at the
 first target phoneme, and after each group the pointer moves on by the advance head's expected move
 (summed with its fraction, floored to a phoneme, never past the text); a row also ends once the
-pointer passes its last phoneme.
+pointer passes its last phoneme. A model with a duration plan (`MelleConfig.duration_plan`) follows
+instead the track its duration predictor plans for the target before the first step (each phoneme's
+predicted steps times the prompt's pace), and a row also ends where that plan does.
 
 The acoustic prompt is cut to a whole number of groups (its last T mod r frames are dropped):
 training never feeds a partly padded group as input.
@@ -29,6 +31,7 @@ from ttsframe.models.melle.latent import frames_to_groups, groups_to_frames
 from ttsframe.models.melle.model import Melle, steps_for
 from ttsframe.modules.packing import lengths_to_mask, pack_segments
 from ttsframe.modules.length_budget import frame_budget, frame_floor
+from ttsframe.modules.duration_plan import follow_plan, planned_track
 from ttsframe.modules.phoneme_pointer import move_pointer, start_pointers
 
 
@@ -48,6 +51,9 @@ class MelleSamplingOptions:
         min_frames_per_token: ...or this many frames per target phoneme, whichever is more (0:
             off): a floor against an undertrained stop head ending at once.
         seed: seeds the generator that generation creates (eps draws).
+        follow_plan: a model with a duration plan follows it (False: the advance head's moves).
+        prompt_pace: the plan's durations are scaled by the prompt's pace (its aligned steps over the
+            steps predicted for its phonemes, within `duration_plan.RATE_RANGE`); False: as predicted.
     """
 
     temperature: float = 1.0
@@ -56,6 +62,8 @@ class MelleSamplingOptions:
     min_frames: int = 1
     min_frames_per_token: float = 0.0
     seed: int = 0
+    follow_plan: bool = True
+    prompt_pace: bool = True
 
     def __post_init__(self):
         if self.temperature < 0:
@@ -126,6 +134,12 @@ def generate_mel(
             cache = model.transformer.new_cache(max_length=int((token_lengths + prompt_steps + 1).max()) + n_steps)
         pointer, track = _start_pointers(model, tokens, token_lengths, prompt_mel.to(device), prompt_steps,
                                          prompt_text_lengths)  # (B,), (B, G + 1) or None
+        planned = planned_steps = None
+        if track is not None and model.duration_predictor is not None and options.follow_plan:
+            planned, planned_steps = planned_track(model.duration_predictor, tokens, token_lengths, pointer, track[:, :-1],
+                                                   prompt_steps, prompt_text_lengths if options.prompt_pace else None,
+                                                   n_steps + 1)  # (B, steps + 1), (B,)
+            track = track.scatter(1, prompt_steps[:, None], planned[:, :1])  # the first target step's phoneme
         if track is not None:  # track[b, prompt_steps[b] + 1 + k]: the pointer of generated input k
             track = torch.cat([track, track.new_zeros(track.shape[0], n_steps)], dim=1)  # (B, G + 1 + steps)
         hidden = model.prefill(tokens, token_lengths, prompt_groups, prompt_steps, cache, track)  # (B, D)
@@ -144,9 +158,12 @@ def generate_mel(
             if bool(finished.all()):
                 break
             phonemes = None
-            if position is not None:  # the advance head moves the pointer on, never past the text
+            if planned is not None:  # the planned track, ending where the plan does
+                pointer, phonemes, past = follow_plan(planned, planned_steps, step + 1, tokens)
+            elif position is not None:  # the advance head moves the pointer on, never past the text
                 position, pointer, phonemes, past = move_pointer(position, model.advance_logits(hidden, group), tokens,
                                                                  token_lengths)
+            if phonemes is not None:
                 track = track.scatter(1, (prompt_steps + 1 + step)[:, None], pointer[:, None])
                 past = past & ~finished & (step + 1 >= min_steps)
                 steps = torch.where(past, step + 1, steps)

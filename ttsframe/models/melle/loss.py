@@ -27,6 +27,8 @@ weights lambda and beta while making the loss independent of batch size and utte
 * With a phoneme pointer (`MelleConfig.phoneme_pointer`), two more: the aligner's forward-sum loss
   times ``aligner_weight``, and the advance head's cross-entropy against how many phonemes (by the
   aligner) each next group moved on, mean over real groups, times ``advance_weight``.
+* With a duration plan (`MelleConfig.duration_plan`), the predictor's MSE on log(1 + steps) per phoneme
+  against the aligner's counts, times ``duration_weight`` (its own parameters only: it never reaches the LM).
 
 Defaults: lambda (kl_weight) = 0.1, as MELLE's as we read it. beta (flux_weight) = 0.05, not
 the 0.5 we read there (the public re-implementation Shy-98/MELLE uses 0.5 too): at 0.5 the
@@ -45,6 +47,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ttsframe.modules.duration_plan import duration_loss
 from ttsframe.modules.phoneme_pointer import advance_loss
 
 
@@ -64,6 +67,8 @@ class MellePrediction:
         aligner_loss: with a phoneme pointer, the aligner's forward-sum loss (scalar); else None.
         advance: with a phoneme pointer, (logits (B, S - 1, A), moves (B, S - 1) long, mask (B, S - 1)):
             the advance head of groups 0 .. S - 2 and how many phonemes the next group moved on.
+        durations: with a duration plan, (predicted log(1 + steps) (B, L), the aligner's steps per
+            phoneme (B, L), token_lengths (B,)).
     """
 
     coarse: torch.Tensor
@@ -77,6 +82,7 @@ class MellePrediction:
     step_mask: torch.Tensor
     aligner_loss: torch.Tensor | None = None
     advance: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+    durations: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
 
 @dataclass
@@ -87,6 +93,7 @@ class MelleLossConfig:
     stop_pos_weight: float = 100.0  # BCE weight of the single positive (end) step
     aligner_weight: float = 1.0  # of the aligner's forward-sum loss (with a phoneme pointer)
     advance_weight: float = 1.0  # of the advance head's cross-entropy (with a phoneme pointer)
+    duration_weight: float = 1.0  # of the duration predictor's MSE (with a duration plan)
 
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -125,9 +132,9 @@ def melle_loss(prediction: MellePrediction, config: MelleLossConfig | None = Non
 
     Returns:
         {"loss", "reg", "reg_coarse", "reg_refined", "kl", "flux", "stop", "stop_accuracy"} and, with a
-        phoneme pointer, "aligner", "advance", "advance_accuracy": scalars; "reg" = reg_coarse +
-        reg_refined; "loss" = reg + kl_weight * kl + flux_weight * flux + stop_weight * stop
-        (+ aligner_weight * aligner + advance_weight * advance). "stop_accuracy" (detached) is the share of real
+        phoneme pointer, "aligner", "advance", "advance_accuracy" (and "duration" with a duration plan):
+        scalars; "reg" = reg_coarse + reg_refined; "loss" = reg + kl_weight * kl + flux_weight * flux +
+        stop_weight * stop (+ aligner_weight * aligner + advance_weight * advance + duration_weight * duration). "stop_accuracy" (detached) is the share of real
         steps whose stop decision (logit > log stop_pos_weight, generation's rule) is right.
     """
     config = config or MelleLossConfig()
@@ -148,6 +155,9 @@ def melle_loss(prediction: MellePrediction, config: MelleLossConfig | None = Non
     if p.advance is not None:
         terms["advance"], terms["advance_accuracy"] = advance_loss(*p.advance)
         total = total + config.advance_weight * terms["advance"]
+    if p.durations is not None:
+        terms["duration"] = duration_loss(*p.durations)
+        total = total + config.duration_weight * terms["duration"]
     with torch.no_grad():
         # the decision generation takes: calibrated P(stop) > 0.5, i.e. logit > log(pos_weight)
         right = ((p.stop_logits > math.log(config.stop_pos_weight)) == (p.stop_targets > 0.5)) & p.step_mask

@@ -36,6 +36,7 @@ from ttsframe.models.melle.latent import LatentSampler, MelPrenet, frames_to_gro
 from ttsframe.models.melle.loss import MellePrediction
 from ttsframe.models.melle.postnet import PostNet
 from ttsframe.modules.aligner import AlignerConfig, ForwardSumAligner
+from ttsframe.modules.duration_plan import DurationPredictor, steps_per_phoneme
 from ttsframe.modules.packing import PackedRows, lengths_to_mask, pack_segments, take_segment
 from ttsframe.modules.kv_cache import KVCache
 from ttsframe.modules import mel_norm, phoneme_pointer
@@ -89,6 +90,10 @@ class MelleConfig:
     max_advance: int = 4
     advance_grad_scale: float = 0.02
     aligner_d_model: int = 128
+    # A duration plan (`ttsframe.modules.duration_plan`): a text-only predictor of each phoneme's steps,
+    # trained on the aligner's; generation follows the track it plans (scaled to the prompt's pace)
+    # instead of the advance head's step-by-step moves (`MelleSamplingOptions.follow_plan`).
+    duration_plan: bool = False
 
     def __post_init__(self):
         if not 1 <= self.reduction_factor <= 4:
@@ -101,6 +106,8 @@ class MelleConfig:
             raise ValueError(f"advance_grad_scale must be in [0, 1], got {self.advance_grad_scale}")
         if not 0.0 <= self.pointer_jitter <= 1.0:
             raise ValueError(f"pointer_jitter must be in [0, 1], got {self.pointer_jitter}")
+        if self.duration_plan and not self.phoneme_pointer:
+            raise ValueError("duration_plan needs phoneme_pointer=true (it plans the pointer's track)")
 
     @property
     def group_dim(self) -> int:
@@ -140,7 +147,7 @@ class Melle(nn.Module):
         self.stop_head = StopHead(d_model, config.stop_hidden, config.stop_grad_scale)
         self.postnet = PostNet(n_mels, config.postnet_channels, config.postnet_kernel, config.postnet_layers,
                                config.dropout)
-        self.aligner = self.pointer_embedding = self.advance_head = None
+        self.aligner = self.pointer_embedding = self.advance_head = self.duration_predictor = None
         if config.phoneme_pointer:
             self.aligner = ForwardSumAligner(AlignerConfig(config.vocab_size, n_mels, config.aligner_d_model))
             self.pointer_embedding = nn.Embedding(config.vocab_size, d_model)
@@ -148,6 +155,8 @@ class Melle(nn.Module):
             self.advance_head = nn.Linear(d_model, config.max_advance) if not config.advance_sees_group else \
                 nn.Sequential(nn.Linear(d_model + config.group_dim, d_model), nn.GELU(),
                               nn.Linear(d_model, config.max_advance))
+        if config.duration_plan:
+            self.duration_predictor = DurationPredictor(config.vocab_size)
         mel_norm.register_mel_stats(self, n_mels)
 
     # -- normalisation ---------------------------------------------------------------------
@@ -220,8 +229,12 @@ class Melle(nn.Module):
             logits = self.advance_logits(scale_gradient(audio_hidden[:, :-1], self.config.advance_grad_scale),
                                          groups[:, :-1])
             advance = (logits, moves, step_mask[:, 1:])  # (B, S - 1, A), (B, S - 1), (B, S - 1)
+        durations = None
+        if self.duration_predictor is not None:  # the aligner's steps per phoneme, the plan's target
+            durations = (self.duration_predictor(tokens, token_lengths),
+                         steps_per_phoneme(pointers, steps, tokens.shape[1]), token_lengths)  # (B, L), (B, L), (B,)
         return MellePrediction(coarse, refined, mu, logvar, target, frame_mask, stop_logits, stop_targets, step_mask,
-                               aligner_loss, advance)
+                               aligner_loss, advance, durations)
 
     def advance_logits(self, hidden: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
         """(..., D) hidden states, (..., rM) the normalised groups they predict -> (..., A) logits of

@@ -115,3 +115,32 @@ def test_nfe_zero_takes_the_regression_prior_alone():
     assert all(x.shape == y.shape and not torch.allclose(x, y) for x, y in zip(mu_only, sampled))
     with pytest.raises(ValueError, match="regression_prior"):
         run(model(), nfe=0)
+
+
+def test_a_planned_pointer_follows_the_duration_plan_and_the_term_trains_only_its_predictor():
+    from ttsframe.models.ditar.generate import synthesize_mel
+    from ttsframe.models.ditar.loss import ditar_loss
+
+    net = model(phoneme_pointer=True, duration_plan=True).eval()
+    with torch.no_grad():
+        net.advance_head.weight.zero_()
+        net.advance_head.bias.copy_(torch.tensor([30.0, -30.0, -30.0, -30.0]))  # the head never moves on
+        net.duration_predictor.out.weight.zero_()
+        net.duration_predictor.out.bias.fill_(float(torch.tensor(2.0).log1p()))  # 2 patches per phoneme
+    texts, prompt_texts = [torch.tensor([1, 2, 3]), torch.tensor([4, 5])], [torch.tensor([6, 7]), torch.tensor([8])]
+    mels = [torch.randn(10, M) - 4, torch.randn(0, M)]
+    options = DiTARSamplingOptions(max_frames_per_token=10, nfe=2, prompt_pace=False)
+    planned = synthesize_mel(net, texts, prompt_texts, mels, options)
+    assert [len(x) for x in planned] == [2 * net.config.patch_size * len(t) for t in texts]
+    head = synthesize_mel(net, texts, prompt_texts, mels, dataclasses.replace(options, follow_plan=False))
+    assert [len(x) for x in head] == [10 * len(t) for t in texts]  # the head's pointer never passes the text
+
+    net.train()
+    tokens, token_lengths, _, _ = inputs()
+    prediction = net(tokens, token_lengths, torch.randn(2, 12, M) - 4, torch.tensor([12, 8]),
+                     generator=torch.Generator().manual_seed(0))
+    counts = prediction.durations[1]
+    assert counts.sum(1).tolist() == prediction.patch_mask.sum(1).tolist()  # every real patch counted once
+    ditar_loss(prediction)["duration"].backward()
+    assert net.duration_predictor.out.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in net.lm.parameters())

@@ -189,3 +189,49 @@ def test_a_pointer_model_s_cached_generation_equals_uncached(r):
     out = synthesize_mel(net, [torch.tensor([3, 4, 5])], [torch.tensor([7, 8])], [torch.randn(8, M) - 4],
                          MelleSamplingOptions(temperature=0, max_frames_per_token=3))
     assert 0 < len(out[0]) <= 9
+
+
+def set_durations(net, steps: float):
+    """Every phoneme's predicted duration: `steps` groups."""
+    with torch.no_grad():
+        net.duration_predictor.out.weight.zero_()
+        net.duration_predictor.out.bias.fill_(float(torch.tensor(steps).log1p()))
+
+
+@pytest.mark.parametrize("r", [1, 2])
+def test_a_planned_pointer_follows_the_duration_plan_and_ends_where_it_does(r):
+    net = model(r, phoneme_pointer=True, duration_plan=True)
+    set_stop(net, -50.0)  # only the plan ends a row
+    set_advance(net, 0)  # the head would never move on
+    set_durations(net, 2.0)
+    tokens, token_lengths, prompt, prompt_lengths = inputs()
+    spoken = torch.tensor([3, 0, 1])
+    plain = MelleSamplingOptions(temperature=0.0, max_frames_per_token=10, prompt_pace=False)
+    out = generate_mel(net, tokens, token_lengths, prompt, prompt_lengths, plain, prompt_text_lengths=spoken)
+    assert [len(x) for x in out] == [2 * r * (n - s) for n, s in zip(token_lengths.tolist(), spoken.tolist())]
+    cached_paced = generate_mel(net, tokens, token_lengths, prompt, prompt_lengths, dataclasses.replace(plain, prompt_pace=True),
+                                prompt_text_lengths=spoken)
+    uncached = generate_mel(net, tokens, token_lengths, prompt, prompt_lengths, dataclasses.replace(plain, prompt_pace=True),
+                            use_cache=False, prompt_text_lengths=spoken)
+    for a, b in zip(cached_paced, uncached):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    # the prompt's pace: row 1 has no prompt (as planned), the others scale within the rate range
+    assert len(cached_paced[1]) == len(out[1]) and all(0 < len(x) for x in cached_paced)
+    # follow_plan=False: the advance head's pointer, which here never passes the text
+    head = generate_mel(net, tokens, token_lengths, prompt, prompt_lengths, dataclasses.replace(plain, follow_plan=False),
+                        prompt_text_lengths=spoken)
+    assert [len(x) for x in head] == (10 * token_lengths).tolist()
+
+
+def test_the_duration_term_trains_the_predictor_alone():
+    from ttsframe.models.melle.loss import melle_loss
+
+    net = model(2, phoneme_pointer=True, duration_plan=True).train()
+    tokens, token_lengths, prompt, prompt_lengths = inputs()
+    mel = torch.randn(3, 12, M) - 4
+    prediction = net(tokens, token_lengths.clamp(min=1), mel, torch.tensor([12, 8, 10]), generator=torch.Generator().manual_seed(0))
+    predicted, counts, lengths = prediction.durations
+    assert counts.sum(1).tolist() == [6, 4, 5]  # every real group counted once
+    melle_loss(prediction)["duration"].backward()
+    assert net.duration_predictor.out.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in net.transformer.parameters())
