@@ -52,8 +52,10 @@ class MelleSamplingOptions:
             off): a floor against an undertrained stop head ending at once.
         seed: seeds the generator that generation creates (eps draws).
         follow_plan: a model with a duration plan follows it (False: the advance head's moves).
-        prompt_pace: the plan's durations are scaled by the prompt's pace (its aligned steps over the
-            steps predicted for its phonemes, within `duration_plan.RATE_RANGE`); False: as predicted.
+        prompt_pace: scale the plan's durations by the prompt's pace (its aligned steps over the steps
+            predicted for its phonemes, within `duration_plan.RATE_RANGE`). Off by default: on a memorized
+            MELLE it raised WER from 0.418 to 0.644 (16 rows; a prompt cut to 3 s keeps a share of its
+            transcript proportional to time, so its pace is measured against phonemes it may not say).
     """
 
     temperature: float = 1.0
@@ -63,7 +65,7 @@ class MelleSamplingOptions:
     min_frames_per_token: float = 0.0
     seed: int = 0
     follow_plan: bool = True
-    prompt_pace: bool = True
+    prompt_pace: bool = False
 
     def __post_init__(self):
         if self.temperature < 0:
