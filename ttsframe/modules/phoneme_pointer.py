@@ -11,6 +11,9 @@ with its fraction, floored to a phoneme: a step is shorter than most phonemes, s
 likeliest move at nearly every step and the argmax would never move on), never past the text; a row
 ends once the pointer passes its last phoneme.
 
+A model with a duration plan (`ttsframe.modules.duration_plan`) follows instead a track planned from
+the text before the first step; `PointerWalk` is either walk, as the families' generation loops use it.
+
 These are the pieces the families share; each family wires them into its own model and loop.
 """
 
@@ -22,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ttsframe.modules.aligner import ForwardSumAligner, monotonic_alignment
+from ttsframe.modules.duration_plan import follow_plan
 
 
 def aligned_steps(aligner: ForwardSumAligner, text: torch.Tensor, text_lengths: torch.Tensor,
@@ -128,3 +132,35 @@ def move_pointer(position: torch.Tensor, logits: torch.Tensor, text: torch.Tenso
     position = position + expected_advance(logits)
     pointer = torch.minimum(position.floor().long(), text_lengths - 1)
     return position, pointer, text.gather(1, pointer[:, None])[:, 0], position >= text_lengths
+
+
+class PointerWalk:
+    """Generation's pointer after its start: the advance head's expected moves (`move_pointer`), or
+    with ``plan`` = (planned (B, W), planned steps (B,)) from `duration_plan.planned_track`, that track.
+
+    Args:
+        start: (B,) long, the first target phoneme; text: (B, L) phonemes; text_lengths: (B,).
+    """
+
+    def __init__(self, start: torch.Tensor, text: torch.Tensor, text_lengths: torch.Tensor,
+                 plan: tuple[torch.Tensor, torch.Tensor] | None = None):
+        self.position = start.float()  # (B,) with its fraction (the head's walk)
+        self.text, self.text_lengths, self.plan = text, text_lengths, plan
+
+    def next(self, step: int, advance_logits: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                 torch.Tensor]:
+        """The pointer of target step ``step`` (>= 1): (B,) index, (B,) phoneme ids, and (B,) bool, the
+        row has passed its text (or its plan). ``advance_logits`` () -> (B, A) is called for the head only."""
+        if self.plan is not None:
+            return follow_plan(*self.plan, step, self.text)
+        self.position, pointer, phonemes, past = move_pointer(self.position, advance_logits(), self.text,
+                                                              self.text_lengths)
+        return pointer, phonemes, past
+
+
+def end_rows(past: torch.Tensor, finished: torch.Tensor, lengths: torch.Tensor, length: int,
+             allowed: torch.Tensor | bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows whose pointer has passed the text end at ``length`` where ``allowed`` (B,) (their floor is
+    met) and not already finished: -> (lengths (B,), finished (B,))."""
+    ending = past & ~finished & allowed
+    return torch.where(ending, length, lengths), finished | ending

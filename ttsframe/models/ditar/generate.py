@@ -33,8 +33,8 @@ from ttsframe.models.ditar.diffusion import SOLVERS, guided, sample
 from ttsframe.models.ditar.model import DiTAR
 from ttsframe.models.ditar.patches import frames_to_patches, last_patches, patches_to_frames
 from ttsframe.modules.packing import pad_rows
-from ttsframe.modules.duration_plan import follow_plan, planned_track
-from ttsframe.modules.phoneme_pointer import move_pointer, start_pointers
+from ttsframe.modules.duration_plan import planned_track
+from ttsframe.modules.phoneme_pointer import PointerWalk, end_rows, start_pointers
 from ttsframe.modules.length_budget import frame_budget, frame_floor
 
 
@@ -189,14 +189,15 @@ def generate(
         cache = model.lm.new_cache(max_length=int((text_lengths + n_prompt + 1).max()) + n_steps)
         pointer, pointers = _start_pointers(model, text, text_lengths, prompt_mel.to(device), prompt_lengths.to(device),
                                             n_prompt, prompt_text_lengths)  # (B,), (B, G + 1) or None
-        planned = planned_steps = None
-        if pointers is not None and model.duration_predictor is not None and options.follow_plan:
-            planned, planned_steps = planned_track(model.duration_predictor, text, text_lengths, pointer, pointers[:, :-1],
-                                                   n_prompt, prompt_text_lengths if options.prompt_pace else None,
-                                                   n_steps + 1)  # (B, steps + 1), (B,)
-            pointers = pointers.scatter(1, n_prompt.long()[:, None], planned[:, :1])  # the first target patch's phoneme
+        walk = None
+        if pointers is not None:  # the advance head's walk, or the duration plan's track
+            plan = None
+            if model.duration_predictor is not None and options.follow_plan:
+                plan = planned_track(model.duration_predictor, text, text_lengths, pointer, pointers[:, :-1], n_prompt,
+                                     prompt_text_lengths if options.prompt_pace else None, n_steps + 1)
+                pointers = pointers.scatter(1, n_prompt.long()[:, None], plan[0][:, :1])  # the first target patch's phoneme
+            walk = PointerWalk(pointer, text, text_lengths, plan)
         hidden = model.prefill(text, text_lengths, prompt, n_prompt, cache, pointers)  # (B, d)
-        position = None if pointer is None else pointer.float()  # (B,) the pointer, with its fraction
         history, history_mask = last_patches(prompt, n_prompt, model.config.history)  # (B, K, P, D), (B, K)
         generated = prompt.new_zeros(batch, n_steps, *prompt.shape[2:])  # (B, steps, P, D)
         steps = max_steps.clone()  # rows that never stop keep their whole budget
@@ -214,14 +215,9 @@ def generate(
                 history = torch.cat([history[:, 1:], patch[:, None]], dim=1)
                 history_mask = torch.cat([history_mask[:, 1:], torch.ones_like(history_mask[:, :1])], dim=1)
             phonemes = None
-            if planned is not None:  # the planned track, ending where the plan does
-                pointer, phonemes, past = follow_plan(planned, planned_steps, step + 1, text)
-            elif pointer is not None:  # the advance head moves the pointer on, never past the text
-                position, pointer, phonemes, past = move_pointer(position, model.advance_head(hidden), text, text_lengths)
-            if phonemes is not None:
-                past_the_text = past & ~finished & (step + 1 >= min_steps)
-                steps = torch.where(past_the_text, step + 1, steps)
-                finished = finished | past_the_text
+            if walk is not None:  # the pointer moves on, never past the text; past it (or the plan) ends the row
+                _, phonemes, past = walk.next(step + 1, lambda: model.advance_head(hidden))
+                steps, finished = end_rows(past, finished, steps, step + 1, step + 1 >= min_steps)
                 if bool(finished.all()):
                     break
             hidden = model.decode_step(patch, n_prompt + 1 + step, cache, phonemes)

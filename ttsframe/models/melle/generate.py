@@ -31,8 +31,8 @@ from ttsframe.models.melle.latent import frames_to_groups, groups_to_frames
 from ttsframe.models.melle.model import Melle, steps_for
 from ttsframe.modules.packing import lengths_to_mask, pack_segments
 from ttsframe.modules.length_budget import frame_budget, frame_floor
-from ttsframe.modules.duration_plan import follow_plan, planned_track
-from ttsframe.modules.phoneme_pointer import move_pointer, start_pointers
+from ttsframe.modules.duration_plan import planned_track
+from ttsframe.modules.phoneme_pointer import PointerWalk, end_rows, start_pointers
 
 
 @dataclass(frozen=True)
@@ -136,16 +136,17 @@ def generate_mel(
             cache = model.transformer.new_cache(max_length=int((token_lengths + prompt_steps + 1).max()) + n_steps)
         pointer, track = _start_pointers(model, tokens, token_lengths, prompt_mel.to(device), prompt_steps,
                                          prompt_text_lengths)  # (B,), (B, G + 1) or None
-        planned = planned_steps = None
-        if track is not None and model.duration_predictor is not None and options.follow_plan:
-            planned, planned_steps = planned_track(model.duration_predictor, tokens, token_lengths, pointer, track[:, :-1],
-                                                   prompt_steps, prompt_text_lengths if options.prompt_pace else None,
-                                                   n_steps + 1)  # (B, steps + 1), (B,)
-            track = track.scatter(1, prompt_steps[:, None], planned[:, :1])  # the first target step's phoneme
-        if track is not None:  # track[b, prompt_steps[b] + 1 + k]: the pointer of generated input k
+        walk = None
+        if track is not None:  # the advance head's walk, or the duration plan's track
+            plan = None
+            if model.duration_predictor is not None and options.follow_plan:
+                plan = planned_track(model.duration_predictor, tokens, token_lengths, pointer, track[:, :-1], prompt_steps,
+                                     prompt_text_lengths if options.prompt_pace else None, n_steps + 1)
+                track = track.scatter(1, prompt_steps[:, None], plan[0][:, :1])  # the first target step's phoneme
+            walk = PointerWalk(pointer, tokens, token_lengths, plan)
+            # track[b, prompt_steps[b] + 1 + k]: the pointer of generated input k
             track = torch.cat([track, track.new_zeros(track.shape[0], n_steps)], dim=1)  # (B, G + 1 + steps)
         hidden = model.prefill(tokens, token_lengths, prompt_groups, prompt_steps, cache, track)  # (B, D)
-        position = None if pointer is None else pointer.float()  # (B,) the pointer, with its fraction
         batch = tokens.shape[0]
         generated = hidden.new_zeros(batch, n_steps, model.config.group_dim)  # (B, steps, rM)
         steps = max_steps.clone()  # rows that never stop keep their whole budget
@@ -160,16 +161,10 @@ def generate_mel(
             if bool(finished.all()):
                 break
             phonemes = None
-            if planned is not None:  # the planned track, ending where the plan does
-                pointer, phonemes, past = follow_plan(planned, planned_steps, step + 1, tokens)
-            elif position is not None:  # the advance head moves the pointer on, never past the text
-                position, pointer, phonemes, past = move_pointer(position, model.advance_logits(hidden, group), tokens,
-                                                                 token_lengths)
-            if phonemes is not None:
+            if walk is not None:  # the pointer moves on, never past the text; past it (or the plan) ends the row
+                pointer, phonemes, past = walk.next(step + 1, lambda: model.advance_logits(hidden, group))
                 track = track.scatter(1, (prompt_steps + 1 + step)[:, None], pointer[:, None])
-                past = past & ~finished & (step + 1 >= min_steps)
-                steps = torch.where(past, step + 1, steps)
-                finished = finished | past
+                steps, finished = end_rows(past, finished, steps, step + 1, step + 1 >= min_steps)
                 if bool(finished.all()):
                     break
             if use_cache:

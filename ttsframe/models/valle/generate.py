@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from ttsframe.inference.mode import evaluating
 from ttsframe.models.valle.model import ValleAR, ValleNAR
 from ttsframe.modules.packing import lengths_to_mask, pack_segments, take_segment
-from ttsframe.modules.phoneme_pointer import move_pointer, start_pointers
+from ttsframe.modules.phoneme_pointer import PointerWalk, end_rows, start_pointers
 from ttsframe.modules.sampling import SamplingOptions, sample_next
 
 
@@ -74,7 +74,7 @@ def generate_ar(
         pointer, track = _start_pointers(ar, tokens, token_lengths, prompt_codes, prompt_lengths,
                                          prompt_text_lengths)  # (B,), (B, Tp + 1) or None
         hidden, positions = ar.prefill(tokens, token_lengths, prompt_codes, prompt_lengths, cache, track)  # (B, D)
-        position = None if pointer is None else pointer.float()  # (B,) the pointer, with its fraction
+        walk = None if pointer is None else PointerWalk(pointer, tokens, token_lengths)
         generated = torch.full((tokens.shape[0], n_steps), eos, dtype=torch.long, device=device)  # (B, steps)
         lengths = max_frames.clone()  # (B,) rows that never emit EOS keep their whole budget
         finished = torch.zeros_like(lengths, dtype=torch.bool)
@@ -89,12 +89,9 @@ def generate_ar(
             if bool(finished.all()):
                 break
             phonemes = None
-            if position is not None:  # the advance head moves the pointer on; past the text ends the row
-                moves = ar.advance_logits(hidden, next_ids)  # (B, A): the head sees the code it moves after
-                position, _, phonemes, past = move_pointer(position, moves, tokens, token_lengths)
-                past = past & ~finished & (step + 1 >= min_frames)
-                lengths = torch.where(past, step + 1, lengths)
-                finished = finished | past
+            if walk is not None:  # the advance head (it sees the code it moves after) moves the pointer on
+                _, phonemes, past = walk.next(step + 1, lambda: ar.advance_logits(hidden, next_ids))
+                lengths, finished = end_rows(past, finished, lengths, step + 1, step + 1 >= min_frames)
                 if bool(finished.all()):
                     break
             hidden = ar.decode_step(next_ids, positions + step, cache, phonemes)
