@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ttsframe.modules.aligner import ForwardSumAligner, monotonic_alignment
-from ttsframe.modules.duration_plan import follow_plan
+from ttsframe.modules.duration_plan import DurationPredictor, follow_plan, planned_track
 
 
 def aligned_steps(aligner: ForwardSumAligner, text: torch.Tensor, text_lengths: torch.Tensor,
@@ -156,6 +156,19 @@ class PointerWalk:
         self.position, pointer, phonemes, past = move_pointer(self.position, advance_logits(), self.text,
                                                               self.text_lengths)
         return pointer, phonemes, past
+
+
+def begin_walk(start: torch.Tensor, pointers: torch.Tensor, n_prompt: torch.Tensor, text: torch.Tensor,
+               text_lengths: torch.Tensor, width: int, predictor: DurationPredictor | None = None,
+               prompt_text_lengths: torch.Tensor | None = None) -> tuple[PointerWalk, torch.Tensor]:
+    """The walk after `start_pointers`: with a ``predictor`` (a duration plan to follow), its planned
+    track over ``width`` steps (paced by the prompt where ``prompt_text_lengths`` is given), and the
+    prefill's pointers (B, G + 1) with the first target step's phoneme at ``n_prompt``; else the
+    advance head's walk and the pointers unchanged."""
+    if predictor is None:
+        return PointerWalk(start, text, text_lengths), pointers
+    plan = planned_track(predictor, text, text_lengths, start, pointers[:, :-1], n_prompt, prompt_text_lengths, width)
+    return PointerWalk(start, text, text_lengths, plan), pointers.scatter(1, n_prompt.long()[:, None], plan[0][:, :1])
 
 
 def end_rows(past: torch.Tensor, finished: torch.Tensor, lengths: torch.Tensor, length: int,

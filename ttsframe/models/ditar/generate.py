@@ -33,8 +33,7 @@ from ttsframe.models.ditar.diffusion import SOLVERS, guided, sample
 from ttsframe.models.ditar.model import DiTAR
 from ttsframe.models.ditar.patches import frames_to_patches, last_patches, patches_to_frames
 from ttsframe.modules.packing import pad_rows
-from ttsframe.modules.duration_plan import planned_track
-from ttsframe.modules.phoneme_pointer import PointerWalk, end_rows, start_pointers
+from ttsframe.modules.phoneme_pointer import begin_walk, end_rows, start_pointers
 from ttsframe.modules.length_budget import frame_budget, frame_floor
 
 
@@ -191,12 +190,9 @@ def generate(
                                             n_prompt, prompt_text_lengths)  # (B,), (B, G + 1) or None
         walk = None
         if pointers is not None:  # the advance head's walk, or the duration plan's track
-            plan = None
-            if model.duration_predictor is not None and options.follow_plan:
-                plan = planned_track(model.duration_predictor, text, text_lengths, pointer, pointers[:, :-1], n_prompt,
-                                     prompt_text_lengths if options.prompt_pace else None, n_steps + 1)
-                pointers = pointers.scatter(1, n_prompt.long()[:, None], plan[0][:, :1])  # the first target patch's phoneme
-            walk = PointerWalk(pointer, text, text_lengths, plan)
+            walk, pointers = begin_walk(pointer, pointers, n_prompt, text, text_lengths, n_steps + 1,
+                                        model.duration_predictor if options.follow_plan else None,
+                                        prompt_text_lengths if options.prompt_pace else None)
         hidden = model.prefill(text, text_lengths, prompt, n_prompt, cache, pointers)  # (B, d)
         history, history_mask = last_patches(prompt, n_prompt, model.config.history)  # (B, K, P, D), (B, K)
         generated = prompt.new_zeros(batch, n_steps, *prompt.shape[2:])  # (B, steps, P, D)

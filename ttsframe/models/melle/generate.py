@@ -31,8 +31,7 @@ from ttsframe.models.melle.latent import frames_to_groups, groups_to_frames
 from ttsframe.models.melle.model import Melle, steps_for
 from ttsframe.modules.packing import lengths_to_mask, pack_segments
 from ttsframe.modules.length_budget import frame_budget, frame_floor
-from ttsframe.modules.duration_plan import planned_track
-from ttsframe.modules.phoneme_pointer import PointerWalk, end_rows, start_pointers
+from ttsframe.modules.phoneme_pointer import begin_walk, end_rows, start_pointers
 
 
 @dataclass(frozen=True)
@@ -138,12 +137,9 @@ def generate_mel(
                                          prompt_text_lengths)  # (B,), (B, G + 1) or None
         walk = None
         if track is not None:  # the advance head's walk, or the duration plan's track
-            plan = None
-            if model.duration_predictor is not None and options.follow_plan:
-                plan = planned_track(model.duration_predictor, tokens, token_lengths, pointer, track[:, :-1], prompt_steps,
-                                     prompt_text_lengths if options.prompt_pace else None, n_steps + 1)
-                track = track.scatter(1, prompt_steps[:, None], plan[0][:, :1])  # the first target step's phoneme
-            walk = PointerWalk(pointer, tokens, token_lengths, plan)
+            walk, track = begin_walk(pointer, track, prompt_steps, tokens, token_lengths, n_steps + 1,
+                                     model.duration_predictor if options.follow_plan else None,
+                                     prompt_text_lengths if options.prompt_pace else None)
             # track[b, prompt_steps[b] + 1 + k]: the pointer of generated input k
             track = torch.cat([track, track.new_zeros(track.shape[0], n_steps)], dim=1)  # (B, G + 1 + steps)
         hidden = model.prefill(tokens, token_lengths, prompt_groups, prompt_steps, cache, track)  # (B, D)
