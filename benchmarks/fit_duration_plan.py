@@ -4,15 +4,16 @@
     python benchmarks/fit_duration_plan.py exp/ditar --stage train_ditar --out exp/ditar_plan
 
 The duration predictor (`ttsframe.modules.duration_plan`) reads the text alone and never feeds the
-LM, so it can be fitted after the fact: this trains one on the tracks the checkpoint's own aligner
-gives the training shards (the model frozen), then writes the checkpoint back with
-`duration_plan: true` and the predictor's weights, so the synthesize stage, `wer_curve.py` and a
-release follow the plan (`follow_plan=false` in the sampling options gives the advance head back).
-With --out, the exp dir is copied first and the copy is changed; without it, the stage's
-last.ckpt is changed in place (best.ckpt and snapshots are removed, as they lack the predictor).
+LM, so it can be fitted after the fact: for every checkpoint of the stage (last.ckpt, best.ckpt,
+the `step<N>.ckpt` snapshots), this trains one on the tracks that checkpoint's own aligner gives the
+training shards (the model frozen), then writes the checkpoint back with `duration_plan: true` and
+the predictor's weights (a predictor it had is replaced), so the synthesize stage, `wer_curve.py` and
+a release follow the plan (`follow_plan=false` in the sampling options gives the advance head back).
+With --out, the exp dir is copied first and the copy is changed; without it, in place. The
+optimizer state is dropped (it never saw the predictor): resume training from a checkpoint from before.
 
-Prints the fit: the loss, the share of phonemes whose rounded duration is exact, and the mean
-relative error of each row's total.
+Prints per checkpoint the fit: the loss, the share of phonemes whose rounded duration is exact, and
+the mean relative error of each row's total.
 """
 
 from __future__ import annotations
@@ -73,9 +74,9 @@ def fit(predictor: DurationPredictor, batches: list, counts: list[torch.Tensor],
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("exp", type=Path)
-    parser.add_argument("--stage", required=True, help="the train stage whose last.ckpt gets the plan")
+    parser.add_argument("--stage", required=True, help="the train stage whose checkpoints get the plan")
     parser.add_argument("--out", type=Path, default=None, help="copy the exp dir here first")
-    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--utterances", type=int, default=2000, help="training utterances read")
     parser.add_argument("--batch", type=int, default=32)
@@ -84,50 +85,51 @@ def main(argv: list[str] | None = None) -> None:
     if args.out is not None:
         shutil.copytree(exp, args.out, symlinks=True)
         exp = args.out
-    checkpoints = exp / args.stage / "checkpoints"
-    path = checkpoints / "last.ckpt"
-    if not path.is_file():
-        raise SystemExit(f"{path} not found: train the stage first")
+    paths = sorted((exp / args.stage / "checkpoints").glob("*.ckpt"))
+    if not paths:
+        raise SystemExit(f"{exp / args.stage / 'checkpoints'} has no checkpoints: train the stage first")
+    items = training_items(exp / "shards", args.utterances)
+    batches = [collate(items[i:i + args.batch]) for i in range(0, len(items), args.batch)]
+    for path in paths:
+        fit_checkpoint(path, batches, args.steps, args.lr)
+
+
+def fit_checkpoint(path: Path, batches: list, steps: int, lr: float) -> None:
+    """Fits a duration predictor to the aligner of the checkpoint at `path` and writes it in (atomically)."""
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     hparams = checkpoint["hyper_parameters"]
     config = {**hparams["model_config"], "duration_plan": True}
     if not config.get("phoneme_pointer"):
         raise SystemExit(f"{path}: the model has no phoneme pointer (model.phoneme_pointer=true), so nothing to plan")
-    synthesizer = family_spec(hparams["family"]).synthesizer_class()
-    state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
-    state = {k: v for k, v in state.items() if not k.startswith("duration_predictor.")}
-    model = synthesizer.build_model(config, {**state, **{f"duration_predictor.{k}": v for k, v in
-                                                         DurationPredictor(config["vocab_size"]).state_dict().items()}},
-                                    "cpu")
-    items = training_items(exp / "shards", args.utterances)
-    batches = [collate(items[i:i + args.batch]) for i in range(0, len(items), args.batch)]
+    state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items()
+             if k.startswith("model.") and not k.startswith("model.duration_predictor.")}
+    fresh = DurationPredictor(config["vocab_size"]).state_dict()
+    model = family_spec(hparams["family"]).synthesizer_class().build_model(
+        config, {**state, **{f"duration_predictor.{k}": v for k, v in fresh.items()}}, "cpu")
     with torch.no_grad():
         counts = [aligned_counts(model, batch) for batch in batches]
     torch.manual_seed(0)
-    loss = fit(model.duration_predictor, batches, counts, args.steps, args.lr)
+    loss = fit(model.duration_predictor, batches, counts, steps, lr)
     with torch.no_grad():
-        exact = total = real = 0.0
+        exact = total = real = rows = 0.0
         for batch, target in zip(batches, counts):
             predicted = model.duration_predictor(batch.tokens, batch.token_lengths).expm1()
             mask = lengths_to_mask(batch.token_lengths, target.shape[1])
             exact += float(((predicted.round() == target) & mask).sum())
             real += float(mask.sum())
             total += float(((predicted * mask).sum(1) / target.sum(1).clamp(min=1) - 1).abs().sum())
-    print(f"{len(items)} utterances, {args.steps} steps: loss {loss:.4f}, rounded durations exact "
-          f"{exact / real:.3f}, row totals off by {total / len(items):.3f} (mean relative)")
+            rows += len(batch)
     hparams["model_config"] = config
     checkpoint["state_dict"] = {**{k: v for k, v in checkpoint["state_dict"].items()
                                    if not k.startswith("model.duration_predictor.")},
                                 **{f"model.duration_predictor.{k}": v
                                    for k, v in model.duration_predictor.state_dict().items()}}
-    checkpoint.pop("optimizer_states", None)  # the optimizer never saw the predictor: not resumable as it was
+    checkpoint.pop("optimizer_states", None)
     tmp = path.with_suffix(".tmp")
     torch.save(checkpoint, tmp)
     tmp.replace(path)
-    for other in checkpoints.glob("*.ckpt"):
-        if other != path:
-            other.unlink()
-    print(f"wrote {path} (duration_plan: true)")
+    print(f"{path}: {int(rows)} utterances, {steps} steps: loss {loss:.4f}, rounded durations exact "
+          f"{exact / real:.3f}, row totals off by {total / rows:.3f} (mean relative); duration_plan: true")
 
 
 if __name__ == "__main__":
