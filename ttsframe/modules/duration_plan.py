@@ -122,10 +122,3 @@ def planned_track(predictor: DurationPredictor, tokens: torch.Tensor, token_leng
         rate = prompt_rate(predicted, prompt_pointers, prompt_steps, prompt_text_lengths.to(tokens.device).long())
     return plan(predicted, start, token_lengths, rate, width)
 
-
-def follow_plan(planned: torch.Tensor, planned_steps: torch.Tensor, step: int,
-                tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Target step ``step`` of a plan (`planned_track`): its pointer (B,), phoneme ids (B,), and (B,)
-    bool, whether the plan has ended before it (the row ends there)."""
-    pointer = planned[:, step]
-    return pointer, tokens.gather(1, pointer[:, None])[:, 0], step >= planned_steps

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ttsframe.modules.aligner import ForwardSumAligner, monotonic_alignment
-from ttsframe.modules.duration_plan import DurationPredictor, follow_plan, planned_track
+from ttsframe.modules.duration_plan import DurationPredictor, planned_track
 
 
 def aligned_steps(aligner: ForwardSumAligner, text: torch.Tensor, text_lengths: torch.Tensor,
@@ -151,8 +151,10 @@ class PointerWalk:
                                                                                  torch.Tensor]:
         """The pointer of target step ``step`` (>= 1): (B,) index, (B,) phoneme ids, and (B,) bool, the
         row has passed its text (or its plan). ``advance_logits`` () -> (B, A) is called for the head only."""
-        if self.plan is not None:
-            return follow_plan(*self.plan, step, self.text)
+        if self.plan is not None:  # the planned track; the row ends where the plan does
+            planned, planned_steps = self.plan
+            pointer = planned[:, step]
+            return pointer, pointer_phonemes(self.text, pointer[:, None])[:, 0], step >= planned_steps
         self.position, pointer, phonemes, past = move_pointer(self.position, advance_logits(), self.text,
                                                               self.text_lengths)
         return pointer, phonemes, past
