@@ -51,6 +51,7 @@ class ModelConfig:
     advance_sees_group: bool | None = None  # MELLE: the advance head also reads the group it moves after
     pointer_jitter: float | None = None  # MELLE: share of training steps fed a neighbour's pointer
     duration_plan: bool | None = None  # MELLE, DiTAR (with phoneme_pointer): a text-only duration predictor plans the track
+    pointer_context: int | None = None  # MELLE, DiTAR (with phoneme_pointer): conv layers encoding the text around the pointer
     time_logit_mean: float | None = None  # DiTAR: logit-normal training times around it (null: uniform)
     regression_prior: bool | None = None  # DiTAR: a head regresses each patch; LocDiT models the residual
     # Loss weights of families that take them (MELLE: kl_weight, flux_weight, stop_weight,

@@ -14,6 +14,10 @@ ends once the pointer passes its last phoneme.
 A model with a duration plan (`ttsframe.modules.duration_plan`) follows instead a track planned from
 the text before the first step; `PointerWalk` is either walk, as the families' generation loops use it.
 
+With a `PhonemeContext`, the input also carries the text around the pointed phoneme (the neighbours
+that colour how it is spoken), as a TTS text encoder gives it: the causal LM reads its text prefix
+one way only, and finds the pointed phoneme's neighbours there by content alone.
+
 These are the pieces the families share; each family wires them into its own model and loop.
 """
 
@@ -23,9 +27,11 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ttsframe.modules.aligner import ForwardSumAligner, monotonic_alignment
 from ttsframe.modules.duration_plan import DurationPredictor, planned_track
+from ttsframe.modules.packing import lengths_to_mask
 
 
 def aligned_steps(aligner: ForwardSumAligner, text: torch.Tensor, text_lengths: torch.Tensor,
@@ -51,6 +57,43 @@ def aligned_steps(aligner: ForwardSumAligner, text: torch.Tensor, text_lengths: 
 def pointer_phonemes(text: torch.Tensor, pointers: torch.Tensor) -> torch.Tensor:
     """(B, L) phonemes, (B, N) indices into them (clamped to the row) -> (B, N) phoneme ids."""
     return text.gather(1, pointers.clamp(0, text.shape[1] - 1))
+
+
+class PhonemeContext(nn.Module):
+    """Phonemes -> (B, L, D) the text around each one: embedding, then ``layers`` residual blocks of
+    (conv of ``kernel``, GELU, LayerNorm), then a linear map that starts at zero (a model with a context
+    starts as one without). 3 layers of kernel 5 see 6 phonemes either side."""
+
+    def __init__(self, vocab_size: int, d_model: int, layers: int = 3, kernel: int = 5, dropout: float = 0.1):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, d_model)
+        self.convs = nn.ModuleList(nn.Conv1d(d_model, d_model, kernel, padding=kernel // 2) for _ in range(layers))
+        self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(layers))
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(d_model, d_model)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, text: torch.Tensor, text_lengths: torch.Tensor) -> torch.Tensor:
+        """(B, L) phonemes, (B,) lengths -> (B, L, D), zeros past the lengths."""
+        mask = lengths_to_mask(text_lengths, text.shape[1])[..., None]  # (B, L, 1)
+        x = self.embedding(text).masked_fill(~mask, 0.0)  # (B, L, D)
+        for conv, norm in zip(self.convs, self.norms):
+            x = x + self.dropout(norm(F.gelu(conv(x.transpose(1, 2)).transpose(1, 2))))
+            x = x.masked_fill(~mask, 0.0)
+        return self.out(x).masked_fill(~mask, 0.0)
+
+
+def pointer_inputs(embedding: nn.Embedding, context: PhonemeContext | None, text: torch.Tensor,
+                   text_lengths: torch.Tensor, pointers: torch.Tensor) -> torch.Tensor:
+    """What an LM input adds for its pointer: (B, L) phonemes, (B,) lengths, (B, N) indices -> (B, N, D),
+    the pointed phoneme's embedding, plus its context's encoding where the model has one."""
+    pointers = pointers.clamp(0, text.shape[1] - 1)
+    x = embedding(pointer_phonemes(text, pointers))  # (B, N, D)
+    if context is not None:
+        encoded = context(text, text_lengths)  # (B, L, D)
+        x = x + encoded.gather(1, pointers[..., None].expand(-1, -1, encoded.shape[-1]))
+    return x
 
 
 def advance_targets(pointers: torch.Tensor, max_advance: int, fed: torch.Tensor | None = None) -> torch.Tensor:

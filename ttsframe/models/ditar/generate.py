@@ -210,13 +210,14 @@ def generate(
             if history.shape[1]:
                 history = torch.cat([history[:, 1:], patch[:, None]], dim=1)
                 history_mask = torch.cat([history_mask[:, 1:], torch.ones_like(history_mask[:, :1])], dim=1)
-            phonemes = None
+            pointer_input = None
             if walk is not None:  # the pointer moves on, never past the text; past it (or the plan) ends the row
-                _, phonemes, past = walk.next(step + 1, lambda: model.advance_head(hidden))
+                pointer, _, past = walk.next(step + 1, lambda: model.advance_head(hidden))
+                pointer_input = model.pointer_inputs(text, text_lengths, pointer[:, None])[:, 0]  # (B, d)
                 steps, finished = end_rows(past, finished, steps, step + 1, step + 1 >= min_steps)
                 if bool(finished.all()):
                     break
-            hidden = model.decode_step(patch, n_prompt + 1 + step, cache, phonemes)
+            hidden = model.decode_step(patch, n_prompt + 1 + step, cache, pointer_input)
         frames = patches_to_frames(generated[:, : int(steps.max())])  # (B, T, D)
         mels, lengths = model.to_mel(frames, torch.minimum(steps * patch_size, max_frames))
     return [row[:n].clone() for row, n in zip(mels.clone(), lengths.tolist())]

@@ -102,6 +102,9 @@ class DiTARConfig:
     # phoneme's patches, trained on the aligner's; generation follows the track it plans (scaled to the
     # prompt's pace) instead of the advance head's moves (`DiTARSamplingOptions.follow_plan`).
     duration_plan: bool = False
+    # With a phoneme pointer: conv layers encoding the text around each phoneme, added at the pointer
+    # (`phoneme_pointer.PhonemeContext`, as MELLE's; 0: the pointed phoneme's embedding alone).
+    pointer_context: int = 0
     time_logit_mean: float | None = None  # training's diffusion times: None uniform, else logit-normal (diffusion.py)
     # Regression prior (Grad-TTS's prior, CosyVoice flow_cpu's `source: mu`, per patch): a head on h_i
     # regresses the patch (mu_i, squared error); LocDiT then models the residual x0 - mu_i, and a
@@ -153,6 +156,8 @@ class DiTARConfig:
             raise ValueError(f"advance_grad_scale must be in [0, 1], got {self.advance_grad_scale}")
         if self.duration_plan and not self.phoneme_pointer:
             raise ValueError("duration_plan needs phoneme_pointer=true (it plans the pointer's track)")
+        if self.pointer_context and not self.phoneme_pointer:
+            raise ValueError("pointer_context needs phoneme_pointer=true (it encodes the pointed phoneme's text)")
         for name in ("dropout", "cfg_drop_prob", "input_dropout", "history_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
@@ -191,10 +196,13 @@ class DiTAR(nn.Module):
         self.aligner = None  # trained alongside, where guided heads look where it says or a pointer reads it
         if config.phoneme_pointer or (config.alignment_heads and config.alignment_target == "aligner"):
             self.aligner = ForwardSumAligner(AlignerConfig(config.vocab_size, frame_dim, config.aligner_d_model))
-        self.pointer_embedding = self.advance_head = self.duration_predictor = None
+        self.pointer_embedding = self.pointer_context = self.advance_head = self.duration_predictor = None
         if config.phoneme_pointer:
             self.pointer_embedding = nn.Embedding(config.vocab_size, d_model)
             nn.init.normal_(self.pointer_embedding.weight, std=0.02)
+            if config.pointer_context:
+                self.pointer_context = phoneme_pointer.PhonemeContext(config.vocab_size, d_model,
+                                                                      config.pointer_context)
             self.advance_head = nn.Linear(d_model, config.max_advance)
         if config.duration_plan:
             self.duration_predictor = DurationPredictor(config.vocab_size)
@@ -412,13 +420,13 @@ class DiTAR(nn.Module):
         return self.lm(packed.values, packed.positions, packed.padding_mask, cache=cache)[:, -1]
 
     def decode_step(self, patch: torch.Tensor, positions: torch.Tensor, cache: KVCache,
-                    phonemes: torch.Tensor | None = None) -> torch.Tensor:
+                    pointer_input: torch.Tensor | None = None) -> torch.Tensor:
         """Feeds one patch per row after `prefill`: (B, P, D) patch, (B,) its audio positions -> (B, d)
-        the hidden state of the next patch; the cache is extended in place. ``phonemes`` (B,): the
-        phoneme ids the next patch speaks (the model's ``phoneme_pointer`` needs them)."""
+        the hidden state of the next patch; the cache is extended in place. ``pointer_input`` (B, d):
+        `pointer_inputs` of the next patch's pointer (the model's ``phoneme_pointer`` needs it)."""
         x = self.input_dropout(self.locenc(patch[:, None]))  # (B, 1, d)
         if self.pointer_embedding is not None:
-            x = x + self.pointer_embedding(phonemes)[:, None]
+            x = x + pointer_input[:, None].to(x.dtype)
         return self.lm(x, positions[:, None], cache=cache)[:, -1]
 
     def expected_advance(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -426,6 +434,12 @@ class DiTAR(nn.Module):
         advance head. Generation adds these up (a patch is shorter than most phonemes, so "stay" is the
         likeliest move at nearly every step: following the argmax would never move on)."""
         return phoneme_pointer.expected_advance(self.advance_head(hidden))
+
+    def pointer_inputs(self, text: torch.Tensor, text_lengths: torch.Tensor, pointers: torch.Tensor) -> torch.Tensor:
+        """(B, L) phonemes, (B,) lengths, (B, N) pointers into them -> (B, N, d), what the inputs of
+        those patches add (`phoneme_pointer.pointer_inputs`)."""
+        return phoneme_pointer.pointer_inputs(self.pointer_embedding, self.pointer_context, text, text_lengths,
+                                              pointers)
 
     def _pack(self, text, text_lengths, patches, n_patches, pad_left: bool, pointers=None) -> PackedRows:
         """[text ; BOS, LocEnc(patches)] per row; audio lengths are n_patches + 1. ``pointers``
@@ -436,6 +450,5 @@ class DiTAR(nn.Module):
         if self.pointer_embedding is not None:
             if pointers is None:
                 raise ValueError("this DiTAR has a phoneme pointer: pass the pointers of the patches")
-            phonemes = phoneme_pointer.pointer_phonemes(text, pointers[:, : audio.shape[1]])  # (B, G + 1)
-            audio = audio + self.pointer_embedding(phonemes).to(audio.dtype)
+            audio = audio + self.pointer_inputs(text, text_lengths, pointers[:, : audio.shape[1]]).to(audio.dtype)
         return pack_segments([embedded, audio], [text_lengths, n_patches + 1], pad_left=pad_left)

@@ -47,7 +47,7 @@ FAMILY = "ditar"
 ARCH_OVERRIDES = ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout", "patch_size", "history", "history_dropout",
                   "input_dropout",
                   "alignment_heads", "alignment_layer", "alignment_target", "phoneme_pointer", "advance_grad_scale",
-                  "time_logit_mean", "regression_prior", "self_feed", "duration_plan")
+                  "time_logit_mean", "regression_prior", "self_feed", "duration_plan", "pointer_context")
 
 
 def model_config(preset: str, vocab_size: int, n_codebooks: int | None = 0, codebook_size: int | None = 0,

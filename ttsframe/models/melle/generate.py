@@ -156,15 +156,16 @@ def generate_mel(
             finished = finished | stops | (step + 1 >= max_steps)
             if bool(finished.all()):
                 break
-            phonemes = None
+            pointer_input = None
             if walk is not None:  # the pointer moves on, never past the text; past it (or the plan) ends the row
-                pointer, phonemes, past = walk.next(step + 1, lambda: model.advance_logits(hidden, group))
+                pointer, _, past = walk.next(step + 1, lambda: model.advance_logits(hidden, group))
+                pointer_input = model.pointer_inputs(tokens, token_lengths, pointer[:, None])[:, 0]  # (B, D)
                 track = track.scatter(1, (prompt_steps + 1 + step)[:, None], pointer[:, None])
                 steps, finished = end_rows(past, finished, steps, step + 1, step + 1 >= min_steps)
                 if bool(finished.all()):
                     break
             if use_cache:
-                hidden = model.decode_step(group, prompt_steps + 1 + step, cache, phonemes)
+                hidden = model.decode_step(group, prompt_steps + 1 + step, cache, pointer_input)
             else:
                 known = step + 1
                 prefix = pack_segments([prompt_groups, generated[:, :known]],

@@ -40,6 +40,7 @@ from ttsframe.modules.duration_plan import DurationPredictor, steps_per_phoneme
 from ttsframe.modules.packing import PackedRows, lengths_to_mask, pack_segments, take_segment
 from ttsframe.modules.kv_cache import KVCache
 from ttsframe.modules import mel_norm, phoneme_pointer
+from ttsframe.modules.phoneme_pointer import PhonemeContext
 from ttsframe.modules.stop_head import StopHead, scale_gradient
 from ttsframe.modules.transformer import Transformer, TransformerConfig
 
@@ -94,6 +95,10 @@ class MelleConfig:
     # trained on the aligner's; generation follows the track it plans (scaled to the prompt's pace)
     # instead of the advance head's step-by-step moves (`MelleSamplingOptions.follow_plan`).
     duration_plan: bool = False
+    # With a phoneme pointer: this many convolution layers (kernel 5) encode the text around each
+    # phoneme (`phoneme_pointer.PhonemeContext`), and the input of a group also carries that encoding
+    # at its pointer, as a TTS text encoder's output (0: the pointed phoneme's embedding alone).
+    pointer_context: int = 0
 
     def __post_init__(self):
         if not 1 <= self.reduction_factor <= 4:
@@ -108,6 +113,8 @@ class MelleConfig:
             raise ValueError(f"pointer_jitter must be in [0, 1], got {self.pointer_jitter}")
         if self.duration_plan and not self.phoneme_pointer:
             raise ValueError("duration_plan needs phoneme_pointer=true (it plans the pointer's track)")
+        if self.pointer_context and not self.phoneme_pointer:
+            raise ValueError("pointer_context needs phoneme_pointer=true (it encodes the pointed phoneme's text)")
 
     @property
     def group_dim(self) -> int:
@@ -148,10 +155,14 @@ class Melle(nn.Module):
         self.postnet = PostNet(n_mels, config.postnet_channels, config.postnet_kernel, config.postnet_layers,
                                config.dropout)
         self.aligner = self.pointer_embedding = self.advance_head = self.duration_predictor = None
+        self.pointer_context = None
         if config.phoneme_pointer:
             self.aligner = ForwardSumAligner(AlignerConfig(config.vocab_size, n_mels, config.aligner_d_model))
             self.pointer_embedding = nn.Embedding(config.vocab_size, d_model)
             nn.init.normal_(self.pointer_embedding.weight, std=0.02)
+            if config.pointer_context:
+                self.pointer_context = PhonemeContext(config.vocab_size, d_model, config.pointer_context,
+                                                      dropout=config.dropout)
             self.advance_head = nn.Linear(d_model, config.max_advance) if not config.advance_sees_group else \
                 nn.Sequential(nn.Linear(d_model + config.group_dim, d_model), nn.GELU(),
                               nn.Linear(d_model, config.max_advance))
@@ -301,21 +312,22 @@ class Melle(nn.Module):
         return hidden[:, -1]
 
     def decode_step(self, group: torch.Tensor, positions: torch.Tensor, cache: KVCache,
-                    phonemes: torch.Tensor | None = None) -> torch.Tensor:
+                    pointer_input: torch.Tensor | None = None) -> torch.Tensor:
         """Feeds one group per row after `prefill`.
 
         Args:
             group: (B, r * M) the normalised group predicted at the previous step.
             positions: (B,) its audio positions.
             cache: the cache `prefill` filled; extended in place.
-            phonemes: (B,) ids of the phoneme the next group speaks (a ``phoneme_pointer`` needs them).
+            pointer_input: (B, D) `pointer_inputs` of the next group's pointer (a ``phoneme_pointer``
+                needs it).
 
         Returns:
             (B, D) the hidden state that predicts the next group.
         """
         x = self.prenet(group[:, None])  # (B, 1, D)
         if self.pointer_embedding is not None:
-            x = x + self.pointer_embedding(phonemes)[:, None].to(x.dtype)
+            x = x + pointer_input[:, None].to(x.dtype)
         return self.transformer(x, positions[:, None], cache=cache)[:, -1]
 
     def predict_step(self, hidden: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -327,6 +339,12 @@ class Melle(nn.Module):
         """Post-net over generated frames: (B, T, M) normalised -> (B, T, M), zeros past lengths."""
         return self.postnet(coarse, lengths_to_mask(frame_lengths, coarse.shape[1]))
 
+    def pointer_inputs(self, tokens: torch.Tensor, token_lengths: torch.Tensor, pointers: torch.Tensor) -> torch.Tensor:
+        """(B, L) phonemes, (B,) lengths, (B, N) pointers into them -> (B, N, D), what the inputs of
+        those groups add (`phoneme_pointer.pointer_inputs`)."""
+        return phoneme_pointer.pointer_inputs(self.pointer_embedding, self.pointer_context, tokens, token_lengths,
+                                              pointers)
+
     def _pack(self, tokens, token_lengths, groups, group_lengths, pad_left: bool, pointers=None) -> PackedRows:
         """[text ; BOS, prenet(groups)] per row; audio lengths are group_lengths + 1. ``pointers``
         (B, >= G + 1): the phoneme index of the group each input predicts, whose embedding is added."""
@@ -337,6 +355,5 @@ class Melle(nn.Module):
         if self.pointer_embedding is not None:
             if pointers is None:
                 raise ValueError("this MELLE has a phoneme pointer: pass the pointers of the groups")
-            phonemes = phoneme_pointer.pointer_phonemes(tokens, pointers[:, : audio.shape[1]])  # (B, G + 1)
-            audio = audio + self.pointer_embedding(phonemes).to(audio.dtype)
+            audio = audio + self.pointer_inputs(tokens, token_lengths, pointers[:, : audio.shape[1]]).to(audio.dtype)
         return pack_segments([text, audio], [token_lengths, group_lengths + 1], pad_left=pad_left)

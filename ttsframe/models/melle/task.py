@@ -43,7 +43,7 @@ from ttsframe.training.task_logging import log_losses, log_text_reliance
 FAMILY = "melle"
 ARCH_OVERRIDES = ("d_model", "n_layers", "n_heads", "ffn_dim", "dropout", "reduction_factor", "self_feed",
                   "phoneme_pointer", "advance_grad_scale", "advance_sees_group",
-                  "pointer_jitter", "duration_plan")
+                  "pointer_jitter", "duration_plan", "pointer_context")
 
 
 def model_config(preset: str, vocab_size: int, n_codebooks: int | None = 0, codebook_size: int | None = 0,

@@ -15,7 +15,10 @@ VOCAB, M = 12, 16
 
 def model(**changes):
     torch.manual_seed(0)
-    return DiTAR(dataclasses.replace(ditar_tiny(VOCAB, n_mels=M), **changes))
+    net = DiTAR(dataclasses.replace(ditar_tiny(VOCAB, n_mels=M), **changes))
+    if net.pointer_context is not None:  # its output starts at zero: make it count
+        torch.nn.init.normal_(net.pointer_context.out.weight, std=0.5)
+    return net
 
 
 def batch(frame_lengths=(13, 6, 9), token_lengths=(7, 3, 5), seed=0):
@@ -225,8 +228,9 @@ def test_a_phoneme_pointer_feeds_the_aligned_phoneme_and_trains_the_advance_head
         net.lm_hidden(tokens, token_lengths, patches, n_patches)
 
 
-def test_kv_cache_matches_the_teacher_forced_lm_with_a_pointer():
-    net = model(phoneme_pointer=True).eval()
+@pytest.mark.parametrize("context", [0, 2])
+def test_kv_cache_matches_the_teacher_forced_lm_with_a_pointer(context):
+    net = model(phoneme_pointer=True, pointer_context=context).eval()
     tokens, token_lengths, mel, frame_lengths = batch((24, 20, 22))
     patches, n = patches_of(net, mel, frame_lengths)
     pointers = torch.tensor([[0, 1, 1, 2, 4, 6], [0, 0, 1, 2, 2, 2], [0, 1, 2, 3, 3, 4]])
@@ -239,8 +243,8 @@ def test_kv_cache_matches_the_teacher_forced_lm_with_a_pointer():
         hidden = net.prefill(tokens, token_lengths, patches[:, :3], n_prompt, cache, prefill_pointers)
         torch.testing.assert_close(hidden, reference[rows, n_prompt], atol=1e-5, rtol=1e-5)
         for step in range(2):
-            phonemes = tokens[rows, pointers[rows, n_prompt + 1 + step]]
-            hidden = net.decode_step(patches[rows, n_prompt + step], n_prompt + 1 + step, cache, phonemes)
+            pointer_input = net.pointer_inputs(tokens, token_lengths, pointers[rows, n_prompt + 1 + step][:, None])[:, 0]
+            hidden = net.decode_step(patches[rows, n_prompt + step], n_prompt + 1 + step, cache, pointer_input)
             torch.testing.assert_close(hidden, reference[rows, n_prompt + 1 + step], atol=1e-5, rtol=1e-5)
 
 
