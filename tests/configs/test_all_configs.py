@@ -36,3 +36,17 @@ def test_recipe_resolves(recipe: str):
     for group, choice in cfg.choices.items():
         assert choice in group_choices(group)
     assert (RECIPE_DIR / recipe / "recipe.yaml").read_text().startswith("#")
+
+
+@pytest.mark.parametrize("recipe,family_model", [("melle", "melle"), ("ditar", "ditar")])
+def test_pointer_presets_reach_the_model(recipe, family_model):
+    """`model=<family>_cpu_pointer` sets its pointer fields through the train stage's overrides."""
+    import importlib
+
+    from ttsframe.config.training import ARCHITECTURE_FIELDS
+
+    cfg = load_run_config(recipe, [f"model={family_model}_cpu_pointer"])
+    overrides = {k: cfg.model[k] for k in ARCHITECTURE_FIELDS if cfg.model[k] is not None}
+    task_module = importlib.import_module(f"ttsframe.models.{family_model}.task")
+    config = task_module.model_config(cfg.model.preset, 40, 0, 0, **overrides)
+    assert config["phoneme_pointer"] and config["duration_plan"] and config["pointer_context"] == 3
