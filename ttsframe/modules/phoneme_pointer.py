@@ -84,16 +84,19 @@ class PhonemeContext(nn.Module):
         return self.out(x).masked_fill(~mask, 0.0)
 
 
-def pointer_inputs(embedding: nn.Embedding, context: PhonemeContext | None, text: torch.Tensor,
-                   text_lengths: torch.Tensor, pointers: torch.Tensor) -> torch.Tensor:
-    """What an LM input adds for its pointer: (B, L) phonemes, (B,) lengths, (B, N) indices -> (B, N, D),
-    the pointed phoneme's embedding, plus its context's encoding where the model has one."""
-    pointers = pointers.clamp(0, text.shape[1] - 1)
-    x = embedding(pointer_phonemes(text, pointers))  # (B, N, D)
-    if context is not None:
-        encoded = context(text, text_lengths)  # (B, L, D)
-        x = x + encoded.gather(1, pointers[..., None].expand(-1, -1, encoded.shape[-1]))
-    return x
+def pointer_table(embedding: nn.Embedding, context: PhonemeContext | None, text: torch.Tensor,
+                  text_lengths: torch.Tensor) -> torch.Tensor:
+    """What an LM input adds when it points at each phoneme: (B, L) phonemes, (B,) lengths -> (B, L, D),
+    the phoneme's embedding plus its context's encoding where the model has one. Generation computes
+    it once per batch; `pointer_inputs` reads it at the pointers."""
+    table = embedding(text)  # (B, L, D)
+    return table if context is None else table + context(text, text_lengths)
+
+
+def pointer_inputs(table: torch.Tensor, pointers: torch.Tensor) -> torch.Tensor:
+    """(B, L, D) `pointer_table`, (B, N) indices (clamped to the row) -> (B, N, D) the inputs' additions."""
+    index = pointers.clamp(0, table.shape[1] - 1)
+    return table.gather(1, index[..., None].expand(-1, -1, table.shape[-1]))
 
 
 def advance_targets(pointers: torch.Tensor, max_advance: int, fed: torch.Tensor | None = None) -> torch.Tensor:

@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from ttsframe.modules.phoneme_pointer import PhonemeContext, pointer_inputs
+from ttsframe.modules.phoneme_pointer import PhonemeContext, pointer_inputs, pointer_table
 
 
 def context(layers=2, kernel=3):
@@ -45,9 +45,9 @@ def test_pointer_inputs_add_the_embedding_and_the_context_at_each_pointer():
     text, lengths = torch.tensor([[3, 4, 5, 6, 7]]), torch.tensor([5])
     pointers = torch.tensor([[0, 0, 2, 4, 9]])  # the last one past the row: clamped to its last phoneme
     with torch.no_grad():
-        got = pointer_inputs(embedding, net, text, lengths, pointers)
+        got = pointer_inputs(pointer_table(embedding, net, text, lengths), pointers)
         encoded = net(text, lengths)[0]
     expected = embedding(text[0, [0, 0, 2, 4, 4]]) + encoded[[0, 0, 2, 4, 4]]
     torch.testing.assert_close(got[0], expected.detach())
-    torch.testing.assert_close(pointer_inputs(embedding, None, text, lengths, pointers)[0],
+    torch.testing.assert_close(pointer_inputs(pointer_table(embedding, None, text, lengths), pointers)[0],
                                embedding(text[0, [0, 0, 2, 4, 4]]))

@@ -33,7 +33,7 @@ from ttsframe.models.ditar.diffusion import SOLVERS, guided, sample
 from ttsframe.models.ditar.model import DiTAR
 from ttsframe.models.ditar.patches import frames_to_patches, last_patches, patches_to_frames
 from ttsframe.modules.packing import pad_rows
-from ttsframe.modules.phoneme_pointer import begin_walk, end_rows, start_pointers
+from ttsframe.modules.phoneme_pointer import begin_walk, end_rows, pointer_inputs, start_pointers
 from ttsframe.modules.length_budget import frame_budget, frame_floor
 
 
@@ -188,8 +188,9 @@ def generate(
         cache = model.lm.new_cache(max_length=int((text_lengths + n_prompt + 1).max()) + n_steps)
         pointer, pointers = _start_pointers(model, text, text_lengths, prompt_mel.to(device), prompt_lengths.to(device),
                                             n_prompt, prompt_text_lengths)  # (B,), (B, G + 1) or None
-        walk = None
+        walk = table = None
         if pointers is not None:  # the advance head's walk, or the duration plan's track
+            table = model.pointer_table(text, text_lengths)  # (B, L, d), once: the text does not change
             walk, pointers = begin_walk(pointer, pointers, n_prompt, text, text_lengths, n_steps + 1,
                                         model.duration_predictor if options.follow_plan else None,
                                         prompt_text_lengths if options.prompt_pace else None)
@@ -213,7 +214,7 @@ def generate(
             pointer_input = None
             if walk is not None:  # the pointer moves on, never past the text; past it (or the plan) ends the row
                 pointer, _, past = walk.next(step + 1, lambda: model.advance_head(hidden))
-                pointer_input = model.pointer_inputs(text, text_lengths, pointer[:, None])[:, 0]  # (B, d)
+                pointer_input = pointer_inputs(table, pointer[:, None])[:, 0]  # (B, d)
                 steps, finished = end_rows(past, finished, steps, step + 1, step + 1 >= min_steps)
                 if bool(finished.all()):
                     break

@@ -423,7 +423,7 @@ class DiTAR(nn.Module):
                     pointer_input: torch.Tensor | None = None) -> torch.Tensor:
         """Feeds one patch per row after `prefill`: (B, P, D) patch, (B,) its audio positions -> (B, d)
         the hidden state of the next patch; the cache is extended in place. ``pointer_input`` (B, d):
-        `pointer_inputs` of the next patch's pointer (the model's ``phoneme_pointer`` needs it)."""
+        `phoneme_pointer.pointer_inputs` of the next patch's pointer (the model's ``phoneme_pointer`` needs it)."""
         x = self.input_dropout(self.locenc(patch[:, None]))  # (B, 1, d)
         if self.pointer_embedding is not None:
             x = x + pointer_input[:, None].to(x.dtype)
@@ -435,11 +435,10 @@ class DiTAR(nn.Module):
         likeliest move at nearly every step: following the argmax would never move on)."""
         return phoneme_pointer.expected_advance(self.advance_head(hidden))
 
-    def pointer_inputs(self, text: torch.Tensor, text_lengths: torch.Tensor, pointers: torch.Tensor) -> torch.Tensor:
-        """(B, L) phonemes, (B,) lengths, (B, N) pointers into them -> (B, N, d), what the inputs of
-        those patches add (`phoneme_pointer.pointer_inputs`)."""
-        return phoneme_pointer.pointer_inputs(self.pointer_embedding, self.pointer_context, text, text_lengths,
-                                              pointers)
+    def pointer_table(self, text: torch.Tensor, text_lengths: torch.Tensor) -> torch.Tensor:
+        """(B, L) phonemes, (B,) lengths -> (B, L, D), what an input pointing at each phoneme adds
+        (`phoneme_pointer.pointer_table`; read at the pointers with `phoneme_pointer.pointer_inputs`)."""
+        return phoneme_pointer.pointer_table(self.pointer_embedding, self.pointer_context, text, text_lengths)
 
     def _pack(self, text, text_lengths, patches, n_patches, pad_left: bool, pointers=None) -> PackedRows:
         """[text ; BOS, LocEnc(patches)] per row; audio lengths are n_patches + 1. ``pointers``
@@ -450,5 +449,6 @@ class DiTAR(nn.Module):
         if self.pointer_embedding is not None:
             if pointers is None:
                 raise ValueError("this DiTAR has a phoneme pointer: pass the pointers of the patches")
-            audio = audio + self.pointer_inputs(text, text_lengths, pointers[:, : audio.shape[1]]).to(audio.dtype)
+            audio = audio + phoneme_pointer.pointer_inputs(self.pointer_table(text, text_lengths),
+                                                           pointers[:, : audio.shape[1]]).to(audio.dtype)
         return pack_segments([embedded, audio], [text_lengths, n_patches + 1], pad_left=pad_left)

@@ -31,7 +31,7 @@ from ttsframe.models.melle.latent import frames_to_groups, groups_to_frames
 from ttsframe.models.melle.model import Melle, steps_for
 from ttsframe.modules.packing import lengths_to_mask, pack_segments
 from ttsframe.modules.length_budget import frame_budget, frame_floor
-from ttsframe.modules.phoneme_pointer import begin_walk, end_rows, start_pointers
+from ttsframe.modules.phoneme_pointer import begin_walk, end_rows, pointer_inputs, start_pointers
 
 
 @dataclass(frozen=True)
@@ -135,8 +135,9 @@ def generate_mel(
             cache = model.transformer.new_cache(max_length=int((token_lengths + prompt_steps + 1).max()) + n_steps)
         pointer, track = _start_pointers(model, tokens, token_lengths, prompt_mel.to(device), prompt_steps,
                                          prompt_text_lengths)  # (B,), (B, G + 1) or None
-        walk = None
+        walk = table = None
         if track is not None:  # the advance head's walk, or the duration plan's track
+            table = model.pointer_table(tokens, token_lengths)  # (B, L, D), once: the text does not change
             walk, track = begin_walk(pointer, track, prompt_steps, tokens, token_lengths, n_steps + 1,
                                      model.duration_predictor if options.follow_plan else None,
                                      prompt_text_lengths if options.prompt_pace else None)
@@ -159,7 +160,7 @@ def generate_mel(
             pointer_input = None
             if walk is not None:  # the pointer moves on, never past the text; past it (or the plan) ends the row
                 pointer, _, past = walk.next(step + 1, lambda: model.advance_logits(hidden, group))
-                pointer_input = model.pointer_inputs(tokens, token_lengths, pointer[:, None])[:, 0]  # (B, D)
+                pointer_input = pointer_inputs(table, pointer[:, None])[:, 0]  # (B, D)
                 track = track.scatter(1, (prompt_steps + 1 + step)[:, None], pointer[:, None])
                 steps, finished = end_rows(past, finished, steps, step + 1, step + 1 >= min_steps)
                 if bool(finished.all()):

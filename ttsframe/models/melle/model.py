@@ -40,7 +40,6 @@ from ttsframe.modules.duration_plan import DurationPredictor, steps_per_phoneme
 from ttsframe.modules.packing import PackedRows, lengths_to_mask, pack_segments, take_segment
 from ttsframe.modules.kv_cache import KVCache
 from ttsframe.modules import mel_norm, phoneme_pointer
-from ttsframe.modules.phoneme_pointer import PhonemeContext
 from ttsframe.modules.stop_head import StopHead, scale_gradient
 from ttsframe.modules.transformer import Transformer, TransformerConfig
 
@@ -161,8 +160,8 @@ class Melle(nn.Module):
             self.pointer_embedding = nn.Embedding(config.vocab_size, d_model)
             nn.init.normal_(self.pointer_embedding.weight, std=0.02)
             if config.pointer_context:
-                self.pointer_context = PhonemeContext(config.vocab_size, d_model, config.pointer_context,
-                                                      dropout=config.dropout)
+                self.pointer_context = phoneme_pointer.PhonemeContext(config.vocab_size, d_model, config.pointer_context,
+                                                                      dropout=config.dropout)
             self.advance_head = nn.Linear(d_model, config.max_advance) if not config.advance_sees_group else \
                 nn.Sequential(nn.Linear(d_model + config.group_dim, d_model), nn.GELU(),
                               nn.Linear(d_model, config.max_advance))
@@ -319,7 +318,7 @@ class Melle(nn.Module):
             group: (B, r * M) the normalised group predicted at the previous step.
             positions: (B,) its audio positions.
             cache: the cache `prefill` filled; extended in place.
-            pointer_input: (B, D) `pointer_inputs` of the next group's pointer (a ``phoneme_pointer``
+            pointer_input: (B, D) `phoneme_pointer.pointer_inputs` of the next group's pointer (a ``phoneme_pointer``
                 needs it).
 
         Returns:
@@ -339,11 +338,10 @@ class Melle(nn.Module):
         """Post-net over generated frames: (B, T, M) normalised -> (B, T, M), zeros past lengths."""
         return self.postnet(coarse, lengths_to_mask(frame_lengths, coarse.shape[1]))
 
-    def pointer_inputs(self, tokens: torch.Tensor, token_lengths: torch.Tensor, pointers: torch.Tensor) -> torch.Tensor:
-        """(B, L) phonemes, (B,) lengths, (B, N) pointers into them -> (B, N, D), what the inputs of
-        those groups add (`phoneme_pointer.pointer_inputs`)."""
-        return phoneme_pointer.pointer_inputs(self.pointer_embedding, self.pointer_context, tokens, token_lengths,
-                                              pointers)
+    def pointer_table(self, tokens: torch.Tensor, token_lengths: torch.Tensor) -> torch.Tensor:
+        """(B, L) phonemes, (B,) lengths -> (B, L, D), what an input pointing at each phoneme adds
+        (`phoneme_pointer.pointer_table`; read at the pointers with `phoneme_pointer.pointer_inputs`)."""
+        return phoneme_pointer.pointer_table(self.pointer_embedding, self.pointer_context, tokens, token_lengths)
 
     def _pack(self, tokens, token_lengths, groups, group_lengths, pad_left: bool, pointers=None) -> PackedRows:
         """[text ; BOS, prenet(groups)] per row; audio lengths are group_lengths + 1. ``pointers``
@@ -355,5 +353,6 @@ class Melle(nn.Module):
         if self.pointer_embedding is not None:
             if pointers is None:
                 raise ValueError("this MELLE has a phoneme pointer: pass the pointers of the groups")
-            audio = audio + self.pointer_inputs(tokens, token_lengths, pointers[:, : audio.shape[1]]).to(audio.dtype)
+            audio = audio + phoneme_pointer.pointer_inputs(self.pointer_table(tokens, token_lengths),
+                                                           pointers[:, : audio.shape[1]]).to(audio.dtype)
         return pack_segments([text, audio], [token_lengths, group_lengths + 1], pad_left=pad_left)

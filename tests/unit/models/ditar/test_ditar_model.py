@@ -9,6 +9,7 @@ import torch
 from ttsframe.models.ditar.model import DiTAR, DiTARConfig
 from ttsframe.models.ditar.patches import frames_to_patches, patches_for
 from ttsframe.models.ditar.presets import PRESETS, get_preset, ditar_tiny
+from ttsframe.modules.phoneme_pointer import pointer_inputs
 
 VOCAB, M = 12, 16
 
@@ -243,7 +244,7 @@ def test_kv_cache_matches_the_teacher_forced_lm_with_a_pointer(context):
         hidden = net.prefill(tokens, token_lengths, patches[:, :3], n_prompt, cache, prefill_pointers)
         torch.testing.assert_close(hidden, reference[rows, n_prompt], atol=1e-5, rtol=1e-5)
         for step in range(2):
-            pointer_input = net.pointer_inputs(tokens, token_lengths, pointers[rows, n_prompt + 1 + step][:, None])[:, 0]
+            pointer_input = pointer_inputs(net.pointer_table(tokens, token_lengths), pointers[rows, n_prompt + 1 + step][:, None])[:, 0]
             hidden = net.decode_step(patches[rows, n_prompt + step], n_prompt + 1 + step, cache, pointer_input)
             torch.testing.assert_close(hidden, reference[rows, n_prompt + 1 + step], atol=1e-5, rtol=1e-5)
 
